@@ -1,0 +1,1 @@
+"""Reproducible generators of the bundled test data in ``inputs/``."""

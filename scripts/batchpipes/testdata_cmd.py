@@ -1,0 +1,25 @@
+"""``batchpipes testdata``: regenerate the bundled test data sets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from . import settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("testdata", help="regenerate bundled test data (deterministic)",
+                       description="Regenerate the bundled test data under inputs/.")
+    tsub = p.add_subparsers(dest="testdata_command", metavar="DATASET", required=True)
+    g = tsub.add_parser("genomics", help="human mitochondrion reference, spiked truth VCF, ART reads")
+    g.add_argument("--out", type=Path, default=settings.INPUTS_DIR / "genomics", help="output folder")
+    g.set_defaults(func=_genomics)
+
+
+def _genomics(args: argparse.Namespace) -> int:
+    from .testdata import genomics
+
+    print(json.dumps(genomics.generate(args.out), indent=2))
+    return 0

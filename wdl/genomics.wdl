@@ -1,0 +1,181 @@
+version 1.0
+
+import "tasks/reference.wdl" as reference
+import "tasks/alignment.wdl" as alignment
+import "tasks/variant_calling.wdl" as variant_calling
+import "tasks/annotation.wdl" as snpeff
+import "tasks/qc.wdl" as qc
+
+workflow genomics {
+    meta {
+        description: "Genomics secondary analysis: paired FASTQ -> sorted, duplicate-marked, indexed BAM -> in parallel {sharded variant calling -> snpEff annotation} and {samtools stats/flagstat}. Exome mode when targets_bed is given."
+        author: "batchpipes"
+        outputs: {
+            bam: "Sorted, duplicate-marked BAM",
+            bai: "BAM index",
+            vcf: "Variant calls (FILTER PASS or LowQual), bgzip + tabix",
+            annotated_vcf: "Calls with snpEff ANN annotations"
+        }
+    }
+
+    parameter_meta {
+        sample_name: "Sample name: read group SM and output prefix"
+        fastq_r1: "First mates, FASTQ (plain or gzip)"
+        fastq_r2: "Second mates, FASTQ (plain or gzip)"
+        reference_fasta: "Reference genome, uncompressed FASTA"
+        reference_fai: "samtools .fai of the reference; built when absent"
+        aligner_index: "Prebuilt aligner index (bwa: .amb .ann .bwt .pac .sa; minimap2: .mmi); built when absent"
+        annotation: "Gene annotation for snpEff: GenBank, GFF3 or GTF, with the reference's contig names"
+        snpeff_genome: "Name given to the snpEff database built from the annotation"
+        codon_table: "snpEff codon table for every contig (e.g. Vertebrate_Mitochondrial); standard when absent"
+        targets_bed: "Target regions (exome mode): calling restricted to them, target QC added"
+        target_padding: "Bases added on each side of every target"
+        aligner: {
+            description: "Short-read aligner",
+            choices: ["bwa", "minimap2"]
+        }
+        caller: {
+            description: "Variant caller",
+            choices: ["bcftools", "freebayes"]
+        }
+        scatter_count: "Variant-calling shards (regions of about equal size)"
+        ploidy: "Sample ploidy"
+        min_qual: "Calls with QUAL below this are marked LowQual"
+        align_cpu: "Threads for alignment"
+        align_memory_gb: "Memory for alignment, GiB"
+        genomics_image: "Image with bwa, minimap2, samtools, bcftools, freebayes (pinned by content hash)"
+        snpeff_image: "Image with snpEff (pinned by content hash)"
+    }
+
+    input {
+        String sample_name
+        File fastq_r1
+        File fastq_r2
+        File reference_fasta
+        File? reference_fai
+        Array[File]? aligner_index
+        File annotation
+        String snpeff_genome = "custom"
+        String? codon_table
+        File? targets_bed
+        Int target_padding = 50
+        String aligner = "bwa"
+        String caller = "bcftools"
+        Int scatter_count = 4
+        Int ploidy = 2
+        Int min_qual = 20
+        Int align_cpu = 4
+        Int align_memory_gb = 8
+        String genomics_image = "batchpipes/genomics:7b0a89cb6613"
+        String snpeff_image = "batchpipes/snpeff:de9a8a7f26d6"
+    }
+
+    if (!defined(reference_fai) || !defined(aligner_index)) {
+        call reference.index_reference {
+            input:
+                reference_fasta = reference_fasta,
+                aligner = aligner,
+                docker_image = genomics_image
+        }
+    }
+    File fai = select_first([reference_fai, index_reference.fai])
+    Array[File] index_files = select_first([aligner_index, index_reference.aligner_index])
+
+    call alignment.align_reads {
+        input:
+            fastq_r1 = fastq_r1,
+            fastq_r2 = fastq_r2,
+            reference_fasta = reference_fasta,
+            aligner_index = index_files,
+            sample_name = sample_name,
+            aligner = aligner,
+            cpu = align_cpu,
+            memory_gb = align_memory_gb,
+            docker_image = genomics_image
+    }
+
+    # Shards for variant calling (the caller name and targets are checked here, before alignment ends).
+    call variant_calling.split_regions {
+        input:
+            reference_fai = fai,
+            targets_bed = targets_bed,
+            target_padding = target_padding,
+            scatter_count = scatter_count,
+            caller = caller,
+            docker_image = genomics_image
+    }
+
+    # Branch 1: alignment QC.
+    call qc.alignment_qc {
+        input:
+            bam = align_reads.bam,
+            bai = align_reads.bai,
+            reference_fasta = reference_fasta,
+            targets = if defined(targets_bed) then split_regions.intervals else targets_bed,
+            sample_name = sample_name,
+            docker_image = genomics_image
+    }
+
+    # Branch 2: sharded variant calling, then annotation; the snpEff database is built while
+    # the reads are aligned.
+    scatter (region in split_regions.regions) {
+        call variant_calling.call_variants {
+            input:
+                bam = align_reads.bam,
+                bai = align_reads.bai,
+                reference_fasta = reference_fasta,
+                reference_fai = fai,
+                regions_bed = region,
+                caller = caller,
+                ploidy = ploidy,
+                docker_image = genomics_image
+        }
+    }
+
+    call variant_calling.merge_vcfs {
+        input:
+            vcfs = call_variants.vcf,
+            reference_fasta = reference_fasta,
+            reference_fai = fai,
+            sample_name = sample_name,
+            min_qual = min_qual,
+            docker_image = genomics_image
+    }
+
+    call snpeff.build_snpeff_db {
+        input:
+            annotation = annotation,
+            reference_fasta = reference_fasta,
+            reference_fai = fai,
+            genome_name = snpeff_genome,
+            codon_table = codon_table,
+            docker_image = snpeff_image
+    }
+
+    call snpeff.annotate_variants {
+        input:
+            vcf = merge_vcfs.vcf,
+            database = build_snpeff_db.database,
+            genome_name = snpeff_genome,
+            sample_name = sample_name,
+            docker_image = snpeff_image
+    }
+
+    output {
+        File bam = align_reads.bam
+        File bai = align_reads.bai
+        File markdup_metrics = align_reads.markdup_metrics
+        File read_counts = align_reads.read_counts
+        File vcf = merge_vcfs.vcf
+        File vcf_index = merge_vcfs.vcf_index
+        File vcf_stats = merge_vcfs.vcf_stats
+        File annotated_vcf = annotate_variants.annotated_vcf
+        File annotated_vcf_index = annotate_variants.annotated_vcf_index
+        File snpeff_summary = annotate_variants.summary_html
+        File snpeff_genes = annotate_variants.genes
+        File samtools_stats = alignment_qc.stats
+        File flagstat = alignment_qc.flagstat
+        File flagstat_json = alignment_qc.flagstat_json
+        File? target_stats = alignment_qc.target_stats
+    }
+}
