@@ -67,7 +67,7 @@ workflow genomics {
         Int align_cpu = 4
         Int align_memory_gb = 8
         String genomics_image = "batchpipes/genomics:7b0a89cb6613"
-        String snpeff_image = "batchpipes/snpeff:de9a8a7f26d6"
+        String snpeff_image = "batchpipes/snpeff:5abc5e190f6c"
     }
 
     if (!defined(reference_fai) || !defined(aligner_index)) {

@@ -28,7 +28,7 @@ task build_snpeff_db {
         File reference_fai
         String genome_name = "custom"
         String? codon_table
-        String docker_image = "batchpipes/snpeff:de9a8a7f26d6"
+        String docker_image = "batchpipes/snpeff:5abc5e190f6c"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -79,7 +79,7 @@ task build_snpeff_db {
                 cut -f1 '~{reference_fai}' | while read -r contig; do echo "${genome}.${contig}.codonTable : ${codon}"; done
             fi
         } > db/snpEff.config
-        snpEff -Xmx~{heap_gb}g build -c db/snpEff.config -dataDir "$PWD/db/data" "-${format}" -noCheckCds -noCheckProtein -v "$genome" 2> build.log \
+        java -Xmx~{heap_gb}g -jar /usr/share/java/snpeff.jar build -c db/snpEff.config -dataDir "$PWD/db/data" "-${format}" -noCheckCds -noCheckProtein -v "$genome" 2> build.log \
             || { tail -n 20 build.log >&2; echo "ERROR: snpEff could not build a database from '${name}'" >&2; exit 1; }
         if [ ! -s "$data/snpEffectPredictor.bin" ]; then
             tail -n 20 build.log >&2
@@ -132,7 +132,7 @@ task annotate_variants {
         File database
         String genome_name = "custom"
         String sample_name
-        String docker_image = "batchpipes/snpeff:de9a8a7f26d6"
+        String docker_image = "batchpipes/snpeff:5abc5e190f6c"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -150,7 +150,7 @@ task annotate_variants {
         if [ ! -d 'db/data/~{genome_name}' ]; then
             echo "ERROR: the snpEff database has no genome '~{genome_name}': give the genome_name used to build it" >&2; exit 1
         fi
-        snpEff -Xmx~{heap_gb}g ann -c db/snpEff.config -dataDir "$PWD/db/data" -nodownload \
+        java -Xmx~{heap_gb}g -jar /usr/share/java/snpeff.jar ann -c db/snpEff.config -dataDir "$PWD/db/data" -nodownload \
             -stats '~{sample_name}.snpeff.html' -csvStats '~{sample_name}.snpeff.csv' \
             '~{genome_name}' '~{vcf}' 2> snpeff.log \
           | bgzip -c > '~{sample_name}.ann.vcf.gz' \
