@@ -16,7 +16,7 @@ from .errors import UserError
 
 log = logging.getLogger("batchpipes")
 
-COMMAND_MODULES = ("images_cmd", "check_cmd", "run_cmd", "evaluate_cmd", "testdata_cmd", "bench_cmd")
+COMMAND_MODULES = ("images_cmd", "check_cmd", "run_cmd", "evaluate_cmd", "testdata_cmd", "bench_cmd", "aws_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

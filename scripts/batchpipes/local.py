@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ class RunResult:
 def task_error(error: dict[str, Any]) -> str:
     """One line for a failed miniwdl run: the task's own ERROR line when it printed one."""
     cause = error.get("cause") or {}
-    where = error.get("node") or cause.get("node") or ""
+    where = str(cause.get("run") or error.get("run") or "").removeprefix("call-")
     stderr_file = cause.get("stderr_file") or error.get("stderr_file")
     if stderr_file and Path(stderr_file).is_file():
         lines = [ln.strip() for ln in Path(stderr_file).read_text(errors="replace").splitlines() if ln.strip()]
@@ -102,8 +103,11 @@ def run(
     containers.start_registry()
     cfg = miniwdl_config(call_cache)
     run_dir.mkdir(parents=True, exist_ok=True)
-    inputs_file = run_dir / f"{flow.name}.inputs.json"
-    inputs_file.write_text(json.dumps(inputs, indent=2) + "\n")
+    # miniwdl keeps its own copy (inputs.json in the run folder); this one is removed after the run.
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix=f".{flow.name}.inputs.", dir=run_dir,
+                                     delete=False) as fh:
+        json.dump(inputs, fh, indent=2)
+    inputs_file = Path(fh.name)
     cmd = [sys.executable, "-m", "WDL", "run", str(flow.path), "-i", str(inputs_file),
            "--dir", str(run_dir), "--cfg", str(cfg), "--error-json"]
     if not call_cache:
@@ -112,8 +116,11 @@ def run(
         cmd.append("--verbose")
     log.info("miniwdl run %s (logs under %s)", flow.path.relative_to(settings.REPO_ROOT), run_dir)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.PIPE,
-                          text=True, env=env, check=False)
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.PIPE,
+                              text=True, env=env, check=False)
+    finally:
+        inputs_file.unlink(missing_ok=True)
     try:
         result = json.loads(proc.stdout) if proc.stdout.strip() else {}
     except json.JSONDecodeError:

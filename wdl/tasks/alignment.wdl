@@ -45,7 +45,7 @@ task align_reads {
         Int cpu = 4
         Int memory_gb = 8
         Int? disk_gb
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 2
     }
 

@@ -32,7 +32,7 @@ task build_snpeff_db {
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 2
     }
 
@@ -136,7 +136,7 @@ task annotate_variants {
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 2
     }
 

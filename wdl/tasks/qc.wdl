@@ -35,7 +35,7 @@ task alignment_qc {
         Int cpu = 2
         Int memory_gb = 2
         Int? disk_gb
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 2
     }
 

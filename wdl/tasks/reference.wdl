@@ -27,7 +27,7 @@ task index_reference {
         Int cpu = 1
         Int memory_gb = 8
         Int? disk_gb
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 2
     }
 

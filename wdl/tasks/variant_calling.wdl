@@ -33,7 +33,7 @@ task split_regions {
         Int cpu = 1
         Int memory_gb = 1
         Int disk_gb = 10
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 2
     }
 
@@ -145,7 +145,7 @@ task call_variants {
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 2
     }
 
@@ -224,7 +224,7 @@ task merge_vcfs {
         Int cpu = 1
         Int memory_gb = 2
         Int? disk_gb
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 2
     }
 

@@ -1,0 +1,125 @@
+"""Bad inputs to the genomics pipeline: each is one clear line naming the problem."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from batchpipes import cli, local, settings, workflows
+
+DATA = settings.INPUTS_DIR / "genomics"
+LOCAL_JSON = settings.INPUTS_DIR / "genomics.local.json"
+
+
+def inputs_with(tmp_path: Path, **changes: object) -> Path:
+    data = json.loads(LOCAL_JSON.read_text())
+    for key, value in changes.items():
+        data[f"genomics.{key}"] = value
+    path = tmp_path / "inputs.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def prepare(path: Path) -> dict:
+    return local.prepare_inputs(workflows.get("genomics"), path, {})
+
+
+def test_missing_fastq(tmp_path, expect_user_error):
+    msg = expect_user_error(prepare, inputs_with(tmp_path, fastq_r1="inputs/genomics/nope_R1.fastq.gz"))
+    assert "genomics.fastq_r1" in msg and "nope_R1.fastq.gz" in msg and "does not exist" in msg
+
+
+def test_unknown_caller(tmp_path, expect_user_error):
+    msg = expect_user_error(prepare, inputs_with(tmp_path, caller="gatk"))
+    assert "genomics.caller is 'gatk'" in msg and "bcftools, freebayes" in msg
+
+
+def test_unknown_aligner(tmp_path, expect_user_error):
+    msg = expect_user_error(prepare, inputs_with(tmp_path, aligner="bowtie2"))
+    assert "bowtie2" in msg and "bwa, minimap2" in msg
+
+
+def test_wrong_type(tmp_path, expect_user_error):
+    msg = expect_user_error(prepare, inputs_with(tmp_path, scatter_count="four"))
+    assert "scatter_count" in msg
+
+
+def test_unknown_input(tmp_path, expect_user_error):
+    msg = expect_user_error(prepare, inputs_with(tmp_path, sample="x"))
+    assert "sample" in msg
+
+
+def test_missing_required_input(tmp_path, expect_user_error):
+    data = json.loads(LOCAL_JSON.read_text())
+    del data["genomics.reference_fasta"]
+    path = tmp_path / "inputs.json"
+    path.write_text(json.dumps(data))
+    msg = expect_user_error(prepare, path)
+    assert "reference_fasta" in msg
+
+
+def test_malformed_json(tmp_path, expect_user_error, capsys):
+    path = tmp_path / "broken.json"
+    path.write_text('{"genomics.sample_name": "x",\n "genomics.caller": bcftools}\n')
+    msg = expect_user_error(prepare, path)
+    assert "not valid JSON" in msg and "line 2" in msg
+    # the CLI turns it into `error: ...` and exit status 2, no traceback
+    assert cli.main(["run", "genomics", "-i", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not valid JSON" in err and "Traceback" not in err
+
+
+def test_unknown_image(tmp_path, expect_user_error):
+    path = inputs_with(tmp_path, genomics_image="batchpipes/samtools:0123456789ab")
+    msg = expect_user_error(local.resolve_images, workflows.get("genomics"), prepare(path))
+    assert "unknown image 'batchpipes/samtools:0123456789ab'" in msg
+
+
+def test_stale_image_tag(tmp_path, expect_user_error):
+    path = inputs_with(tmp_path, genomics_image="batchpipes/genomics:0123456789ab")
+    msg = expect_user_error(local.resolve_images, workflows.get("genomics"), prepare(path))
+    assert "0123456789ab" in msg and "batchpipes images pin" in msg
+
+
+@pytest.mark.containers
+def test_fasta_given_as_fastq(run_workflow, expect_user_error):
+    msg = expect_user_error(run_workflow, "genomics", fastq_r1=str(DATA / "reference.fa"))
+    assert "in align_reads: fastq_r1 'reference.fa' is FASTA, not FASTQ" in msg
+
+
+@pytest.mark.containers
+def test_mates_with_different_read_counts(run_workflow, expect_user_error, tmp_path):
+    lines = gzip.open(DATA / "sample_R2.fastq.gz", "rt").read().splitlines(keepends=True)
+    short = tmp_path / "short_R2.fastq.gz"
+    with gzip.open(short, "wt") as fh:
+        fh.writelines(lines[: 4 * 3000])
+    msg = expect_user_error(run_workflow, "genomics", fastq_r2=str(short))
+    assert "fastq_r1 has 3300 reads, fastq_r2 has 3000" in msg
+
+
+@pytest.mark.containers
+def test_truncated_fastq(run_workflow, expect_user_error, tmp_path):
+    lines = gzip.open(DATA / "sample_R1.fastq.gz", "rt").read().splitlines(keepends=True)
+    broken = tmp_path / "broken_R1.fastq"
+    broken.write_text("".join(lines[:4 * 10] + lines[4 * 10 + 1:]))  # one line missing
+    msg = expect_user_error(run_workflow, "genomics", fastq_r1=str(broken))
+    assert "fastq_r1 broken_R1.fastq is not FASTQ: line 41" in msg
+
+
+@pytest.mark.containers
+def test_gzipped_reference(run_workflow, expect_user_error, tmp_path):
+    ref = tmp_path / "reference.fa.gz"
+    ref.write_bytes(gzip.compress((DATA / "reference.fa").read_bytes()))
+    msg = expect_user_error(run_workflow, "genomics", reference_fasta=str(ref))
+    assert "is gzip-compressed" in msg
+
+
+@pytest.mark.containers
+def test_targets_outside_reference(run_workflow, expect_user_error, tmp_path):
+    bed = tmp_path / "targets.bed"
+    bed.write_text("chr1\t100\t200\n")
+    msg = expect_user_error(run_workflow, "genomics", targets_bed=str(bed))
+    assert "names contig chr1, which is not in the reference" in msg

@@ -1,0 +1,148 @@
+"""Static checks over the whole repository: WDL, inputs JSON, image pins, Dockerfiles, shell, CLI help."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import WDL
+
+from batchpipes import check_cmd, cli, containers, settings
+from batchpipes.images_cmd import PIN_RE, stale_pins, wdl_pins
+
+REPO = settings.REPO_ROOT
+WDL_FILES = check_cmd.wdl_files()
+INPUT_FILES = check_cmd.inputs_files()
+REQUIRED_RUNTIME = {"docker", "cpu", "memory", "disks", "maxRetries"}
+
+
+def rel(p: Path) -> str:
+    return str(p.relative_to(REPO))
+
+
+@pytest.mark.parametrize("path", WDL_FILES, ids=rel)
+def test_miniwdl_check_strict(path: Path) -> None:
+    check_cmd.miniwdl_check(path)
+
+
+@pytest.mark.parametrize("path", WDL_FILES, ids=rel)
+def test_wdl_conventions(path: Path) -> None:
+    """version 1.0; meta + parameter_meta on every task and workflow; every runtime attribute explicit."""
+    assert path.read_text().lstrip().startswith("version 1.0"), "Cromwell-compatible WDL 1.0 expected"
+    doc = WDL.load(str(path))
+    for task in doc.tasks:
+        where = f"{rel(path)} task {task.name}"
+        assert task.meta.get("description"), f"{where}: meta.description missing"
+        undocumented = {d.name for d in task.inputs or []} - set(task.parameter_meta)
+        assert not undocumented, f"{where}: parameter_meta lacks {sorted(undocumented)}"
+        missing = REQUIRED_RUNTIME - set(task.runtime)
+        assert not missing, f"{where}: runtime lacks {sorted(missing)}"
+        docker = str(task.runtime["docker"])
+        image_input = next((d for d in task.inputs or [] if d.name == docker), None)
+        assert image_input is not None and image_input.expr is not None, \
+            f"{where}: docker must be an input with a pinned default, not {docker}"
+        assert PIN_RE.fullmatch(str(image_input.expr)), f"{where}: {docker} default is not pinned by tag"
+    if doc.workflow is not None:
+        wf = doc.workflow
+        assert wf.meta.get("description"), f"{rel(path)}: workflow meta.description missing"
+        undocumented = {d.name for d in wf.inputs or []} - set(wf.parameter_meta)
+        assert not undocumented, f"{rel(path)}: workflow parameter_meta lacks {sorted(undocumented)}"
+
+
+@pytest.mark.parametrize("path", INPUT_FILES, ids=rel)
+def test_inputs_json_matches_workflow(path: Path) -> None:
+    check_cmd.validate_inputs_file(path)
+
+
+def test_every_workflow_has_local_and_aws_inputs() -> None:
+    for wdl in sorted(settings.WDL_DIR.glob("*.wdl")):
+        for kind in ("local", "aws"):
+            assert (settings.INPUTS_DIR / f"{wdl.stem}.{kind}.json").is_file(), f"inputs/{wdl.stem}.{kind}.json"
+
+
+def test_aws_inputs_use_s3() -> None:
+    import json
+
+    for path in settings.INPUTS_DIR.glob("*.aws.json"):
+        data = json.loads(path.read_text())
+        local_paths = [v for v in data.values() if isinstance(v, str) and v.startswith(("inputs/", "/", "./"))]
+        assert not local_paths, f"{rel(path)} names local files: {local_paths}"
+
+
+def test_image_pins_are_current() -> None:
+    assert wdl_pins(), "no pinned images found in wdl/"
+    assert stale_pins() == []
+
+
+def test_pin_detects_a_stale_tag(tmp_path: Path) -> None:
+    wdl = tmp_path / "x.wdl"
+    wdl.write_text('String genomics_image = "batchpipes/genomics:000000000000"\n')
+    ((path, line, name, tag),) = wdl_pins(tmp_path)
+    assert (name, tag, line) == ("genomics", "000000000000", 1)
+    assert containers.get("genomics").tag != tag
+
+
+@pytest.mark.parametrize("image", list(containers.discover().values()), ids=lambda i: i.name)
+def test_dockerfile_conventions(image: containers.Image) -> None:
+    text = (image.context / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=\S+", text, re.M), "Dockerfile must take ARG BASE_IMAGE"
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}", text, re.M), "FROM ${BASE_IMAGE} expected"
+    for secret in ("PRIVATE KEY", "AWS_SECRET_ACCESS_KEY=", "PASSWORD=", "chpasswd"):
+        assert secret not in text, f"secret material in {image.name}/Dockerfile: {secret}"
+    for path in image.context.rglob("*"):
+        if path.is_file():
+            assert b"PRIVATE KEY-----" not in path.read_bytes(), f"private key in {path}"
+
+
+def test_content_hash_follows_the_files(tmp_path: Path) -> None:
+    ctx = tmp_path / "img"
+    shutil.copytree(containers.get("genomics").context, ctx)
+    first = containers.content_hash(ctx)
+    assert first == containers.get("genomics").tag and re.fullmatch(r"[0-9a-f]{12}", first)
+    (ctx / "Dockerfile").write_text((ctx / "Dockerfile").read_text() + "\n# change\n")
+    assert containers.content_hash(ctx) != first
+    (ctx / "Dockerfile").unlink()
+    assert containers.content_hash(ctx) != first
+
+
+def test_shell_scripts_pass_shellcheck() -> None:
+    scripts = [p for p in REPO.rglob("*.sh") if ".venv" not in p.parts] + [REPO / ".ci" / "run"]
+    scripts = [p for p in scripts if p.is_file()]
+    assert scripts
+    proc = subprocess.run(["shellcheck", "-S", "warning", *map(str, scripts)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def _all_parsers(parser: argparse.ArgumentParser, prefix: list[str]):
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_parsers(sub, [*prefix, name])
+
+
+def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    seen = 0
+    for words, _ in _all_parsers(cli.build_parser(), []):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([*words, "--help"])
+        assert exit_info.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: batchpipes"), words
+        seen += 1
+    assert seen >= 10
+
+
+def test_unknown_pipeline_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", "proteomics"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown pipeline 'proteomics': choose one of") and "\n" not in err
+
+
+def test_unknown_image_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["images", "build", "no-such-image"]) == 2
+    assert "unknown image 'no-such-image'" in capsys.readouterr().err
