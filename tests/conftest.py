@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from batchpipes import containers, local, settings, workflows
 from batchpipes.errors import UserError
 

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from batchpipes import evaluate, settings
 
 DATA = settings.INPUTS_DIR / "genomics"

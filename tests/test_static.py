@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import WDL
-
 from batchpipes import check_cmd, cli, containers, settings
 from batchpipes.images_cmd import PIN_RE, stale_pins, wdl_pins
 

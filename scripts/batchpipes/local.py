@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from . import containers, settings, workflows
 from .errors import UserError
 from .images_cmd import PIN_RE
@@ -137,7 +136,9 @@ def prepare_inputs(flow: workflows.Workflow, inputs_path: Path, overrides: dict[
     data = workflows.read_json(inputs_path)
     data.update(overrides)
     bases = [Path.cwd(), inputs_path.resolve().parent, settings.REPO_ROOT]
-    return workflows.validate(flow, data, source=str(inputs_path), base_dirs=bases)
+    shown = inputs_path.resolve()
+    source = str(shown.relative_to(Path.cwd())) if shown.is_relative_to(Path.cwd()) else str(inputs_path)
+    return workflows.validate(flow, data, source=source, base_dirs=bases)
 
 
 __all__ = ["run", "prepare_inputs", "RunResult", "miniwdl_config"]

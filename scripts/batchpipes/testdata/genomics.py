@@ -194,9 +194,9 @@ def generate(out_dir: Path, sample: str = "SIM001") -> dict[str, str]:
                      "bcftools norm -f reference.fa truth.vcf -Oz -o truth.vcf.gz && bcftools index -t truth.vcf.gz")
         shutil.copy(work / "truth.vcf.gz", out_dir / "truth.vcf.gz")
         shutil.copy(work / "truth.vcf.gz.tbi", out_dir / "truth.vcf.gz.tbi")
-        art_version = subprocess.run(
-            ["podman", "run", "--rm", readsim, "bash", "-c", "dpkg-query -W -f='${Version}' art-nextgen-simulation-tools"],
-            capture_output=True, text=True, check=False).stdout.strip()
+        query = "dpkg-query -W -f='${Version}' art-nextgen-simulation-tools"
+        art_version = subprocess.run(["podman", "run", "--rm", readsim, "bash", "-c", query],
+                                     capture_output=True, text=True, check=False).stdout.strip()
 
     provenance = {
         "reference": f"{contig} (Homo sapiens mitochondrion), {len(ref)} bp",
