@@ -91,3 +91,19 @@ def test_prebuilt_index_is_used(run_workflow, wgs_run, tmp_path):
     assert not list(result.run_dir.glob("call-index_reference"))
     acc = evaluate.compare(DATA / "truth.vcf.gz", out(result, "vcf"))
     assert acc["snp"].recall >= 0.98
+
+
+def test_cli_run_as_in_the_readme(tmp_path):
+    """`batchpipes run genomics` (the README's first command) prints the run folder and outputs as JSON."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("batchpipes")
+    proc = subprocess.run([str(exe), "run", "genomics", "--dir", str(tmp_path), "--no-cache"],
+                          capture_output=True, text=True, cwd=settings.REPO_ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert Path(result["dir"]).parent == tmp_path
+    acc = evaluate.compare(DATA / "truth.vcf.gz", Path(result["outputs"]["genomics.vcf"]))
+    assert acc["snp"].recall >= 0.98 and acc["indel"].recall >= 0.90
+    assert "genomics finished" in proc.stderr
