@@ -16,7 +16,9 @@ from .errors import UserError
 
 log = logging.getLogger("batchpipes")
 
-COMMAND_MODULES = ("images_cmd", "check_cmd", "run_cmd", "evaluate_cmd", "testdata_cmd", "bench_cmd", "aws_cmd")
+COMMAND_MODULES = (
+    "images_cmd", "check_cmd", "run_cmd", "evaluate_cmd", "testdata_cmd", "bench_cmd", "aws_cmd", "gromacs_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    if not args.verbose:  # botocore logs credential and endpoint discovery at INFO
+        for noisy in ("botocore", "boto3", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -1,0 +1,223 @@
+"""The GPU-ready ECS host AMI for Cromwell's AWS Batch backend.
+
+Flow: look up the ECS GPU-optimised Amazon Linux 2 AMI (public SSM parameter), launch one instance
+from it with ``ami_userdata.sh`` as user-data (IMDSv2 only, encrypted EBS root and scratch volumes),
+wait until the script has powered the instance off, check its verdict on the serial console,
+create and tag the image, and terminate the instance, also when any step fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions
+
+from ..errors import UserError
+from .session import client, describe_error
+
+log = logging.getLogger(__name__)
+
+SSM_GPU_AMI = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
+USERDATA = Path(__file__).with_name("ami_userdata.sh")
+SCRATCH_DEVICE = "/dev/xvdb"
+ROOT_GB = 50
+READY_MARK = "batchpipes-ami: ready"
+FAILED_MARK = "batchpipes-ami: FAILED"
+BUILD_TAGS = {"project": "batchpipes", "batchpipes:role": "ami-build"}
+
+_SUBNET_RE = re.compile(r"subnet-[0-9a-f]{8,17}")
+_SG_RE = re.compile(r"sg-[0-9a-f]{8,17}")
+_AMI_NAME_RE = re.compile(r"[A-Za-z0-9()\[\] ./'@_-]{3,128}")
+
+
+@dataclass
+class AmiBuild:
+    """Settings of one build; see ``build_ami``."""
+
+    subnet_id: str
+    security_group_id: str
+    instance_type: str = "g4dn.xlarge"
+    scratch_gb: int = 500
+    name: str = ""
+    base_ami: str | None = None
+    kms_key_id: str | None = None
+    instance_profile: str | None = None
+    #: seconds between state polls and the longest wait for provisioning / the image
+    poll_seconds: float = 15.0
+    provision_timeout: float = 45 * 60
+    image_timeout: float = 60 * 60
+    extra_tags: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not _SUBNET_RE.fullmatch(self.subnet_id):
+            raise UserError(f"malformed subnet id '{self.subnet_id}': expected subnet-<8 or 17 hex digits>")
+        if not _SG_RE.fullmatch(self.security_group_id):
+            raise UserError(f"malformed security group id '{self.security_group_id}': expected sg-<hex digits>")
+        if not 20 <= self.scratch_gb <= 16384:
+            raise UserError(f"--scratch-gb must be between 20 and 16384, not {self.scratch_gb}")
+        if self.name and not _AMI_NAME_RE.fullmatch(self.name):
+            raise UserError(f"invalid AMI name '{self.name}': 3-128 letters, digits and ()[] ./'@_-")
+
+
+def default_name() -> str:
+    return time.strftime("batchpipes-ecs-gpu-%Y%m%d-%H%M%S", time.gmtime())
+
+
+def _tags(d: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in d.items()]
+
+
+def base_image(ssm: Any, parameter: str = SSM_GPU_AMI) -> str:
+    """The current ECS GPU-optimised AMI id of the session's region."""
+    try:
+        return str(ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
+    except botocore.exceptions.ClientError as exc:
+        raise UserError(f"cannot read SSM parameter {parameter}: {describe_error(exc)}") from exc
+
+
+def run_instances_request(build: AmiBuild, image_id: str, root_device: str, user_data: str) -> dict[str, Any]:
+    """The RunInstances parameters (pure, so that tests can read them)."""
+    ebs_common: dict[str, Any] = {"VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}
+    if build.kms_key_id:
+        ebs_common["KmsKeyId"] = build.kms_key_id
+    tags = {**BUILD_TAGS, **build.extra_tags, "Name": f"{build.name}-build"}
+    request: dict[str, Any] = {
+        "ImageId": image_id,
+        "InstanceType": build.instance_type,
+        "MinCount": 1,
+        "MaxCount": 1,
+        "SubnetId": build.subnet_id,
+        "SecurityGroupIds": [build.security_group_id],
+        "UserData": user_data,
+        "InstanceInitiatedShutdownBehavior": "stop",
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
+        "BlockDeviceMappings": [
+            {"DeviceName": root_device, "Ebs": {**ebs_common, "VolumeSize": ROOT_GB}},
+            {"DeviceName": SCRATCH_DEVICE, "Ebs": {**ebs_common, "VolumeSize": build.scratch_gb}},
+        ],
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": _tags(tags)},
+            {"ResourceType": "volume", "Tags": _tags(tags)},
+        ],
+    }
+    if build.instance_profile:
+        request["IamInstanceProfile"] = {"Name": build.instance_profile}
+    return request
+
+
+def _wait(describe: Callable[[], str], wanted: str, *, fail_on: tuple[str, ...], timeout: float, poll: float,
+          what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = describe()
+        if state == wanted:
+            return
+        if state in fail_on:
+            raise UserError(f"{what}: state became '{state}'")
+        if time.monotonic() > deadline:
+            raise UserError(f"{what}: still '{state}' after {timeout / 60:.0f} minutes")
+        time.sleep(poll)
+
+
+def _instance_state(ec2: Any, instance_id: str) -> str:
+    reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    return str(reservations[0]["Instances"][0]["State"]["Name"])
+
+
+def _image_state(ec2: Any, image_id: str) -> str:
+    images = ec2.describe_images(ImageIds=[image_id])["Images"]
+    return str(images[0]["State"]) if images else "missing"
+
+
+def provisioning_verdict(console: str) -> str | None:
+    """The FAILED line of the user-data script, None when it reported ready; raises if it said nothing."""
+    for line in console.splitlines():
+        if FAILED_MARK in line:
+            return line[line.index(FAILED_MARK):].strip()
+    if READY_MARK in console:
+        return None
+    raise LookupError("no verdict on the console")
+
+
+def build_ami(sess: boto3.session.Session, build: AmiBuild, *, wait_available: bool = False) -> str:
+    """Build the AMI and return its id; the build instance is terminated whatever happens."""
+    build.validate()
+    build.name = build.name or default_name()
+    ec2 = client(sess, "ec2")
+    ssm = client(sess, "ssm")
+    try:
+        _check_network(ec2, build)
+        if ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [build.name]}])["Images"]:
+            raise UserError(f"an AMI named '{build.name}' exists already: pass another --name")
+        image_id = build.base_ami or base_image(ssm)
+        found = ec2.describe_images(ImageIds=[image_id])["Images"]
+        if not found:
+            raise UserError(f"base AMI {image_id} not found in {sess.region_name}")
+        root_device = str(found[0].get("RootDeviceName") or "/dev/xvda")
+        request = run_instances_request(build, image_id, root_device, USERDATA.read_text())
+        instance_id = str(ec2.run_instances(**request)["Instances"][0]["InstanceId"])
+    except botocore.exceptions.ClientError as exc:
+        raise UserError(f"cannot launch the build instance: {describe_error(exc)}") from exc
+    log.info("build instance %s (%s, from %s) is provisioning; this takes about 10 minutes",
+             instance_id, build.instance_type, image_id)
+    try:
+        _wait(lambda: _instance_state(ec2, instance_id), "stopped", fail_on=("terminated", "shutting-down"),
+              timeout=build.provision_timeout, poll=build.poll_seconds,
+              what=f"provisioning of {instance_id}")
+        console = ec2.get_console_output(InstanceId=instance_id, Latest=True).get("Output", "") or ""
+        try:
+            failure = provisioning_verdict(console)
+        except LookupError:
+            log.warning("no verdict from the user-data script on the console of %s; imaging it anyway", instance_id)
+            failure = None
+        if failure:
+            raise UserError(f"provisioning of {instance_id} failed: {failure}")
+        tags = _tags({**BUILD_TAGS, **build.extra_tags, "Name": build.name, "batchpipes:base-ami": image_id,
+                      "batchpipes:role": "ecs-gpu-host"})
+        ami_id = str(ec2.create_image(
+            InstanceId=instance_id, Name=build.name,
+            Description=f"batchpipes ECS GPU host for Cromwell on AWS Batch, from {image_id}",
+            TagSpecifications=[{"ResourceType": "image", "Tags": tags}],
+        )["ImageId"])
+        log.info("image %s (%s) is being created", ami_id, build.name)
+        _tag_snapshots(ec2, ami_id, tags)
+        if wait_available:
+            _wait(lambda: _image_state(ec2, ami_id), "available", fail_on=("failed", "error", "deregistered"),
+                  timeout=build.image_timeout, poll=build.poll_seconds, what=f"image {ami_id}")
+            log.info("image %s is available", ami_id)
+        return ami_id
+    except botocore.exceptions.ClientError as exc:
+        raise UserError(f"AMI build failed: {describe_error(exc)}") from exc
+    finally:
+        try:
+            ec2.terminate_instances(InstanceIds=[instance_id])
+            log.info("terminated build instance %s", instance_id)
+        except botocore.exceptions.ClientError as exc:
+            log.error("could not terminate build instance %s: %s: terminate it by hand",
+                      instance_id, describe_error(exc))
+
+
+def _check_network(ec2: Any, build: AmiBuild) -> None:
+    try:
+        ec2.describe_subnets(SubnetIds=[build.subnet_id])
+    except botocore.exceptions.ClientError as exc:
+        raise UserError(f"subnet {build.subnet_id} not found: {describe_error(exc)}") from exc
+    try:
+        ec2.describe_security_groups(GroupIds=[build.security_group_id])
+    except botocore.exceptions.ClientError as exc:
+        raise UserError(f"security group {build.security_group_id} not found: {describe_error(exc)}") from exc
+
+
+def _tag_snapshots(ec2: Any, ami_id: str, tags: list[dict[str, str]]) -> None:
+    images = ec2.describe_images(ImageIds=[ami_id])["Images"]
+    snapshots = [m["Ebs"]["SnapshotId"] for img in images for m in img.get("BlockDeviceMappings", [])
+                 if m.get("Ebs", {}).get("SnapshotId")]
+    if snapshots:
+        ec2.create_tags(Resources=snapshots, Tags=tags)

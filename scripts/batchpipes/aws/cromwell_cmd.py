@@ -1,0 +1,122 @@
+"""``batchpipes aws cromwell-config`` and ``batchpipes aws cromwell-command``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+from pathlib import Path
+
+import botocore.exceptions
+
+from .. import settings, workflows
+from ..aws_cmd import add_common
+from ..errors import UserError
+from . import cromwell
+from .session import client, describe_error, session
+
+log = logging.getLogger(__name__)
+
+
+def register(asub: argparse._SubParsersAction) -> None:
+    p = asub.add_parser(
+        "cromwell-config", help="render cromwell_conf/aws.conf for a bucket and two Batch job queues",
+        description="Fill the placeholders of cromwell_conf/aws.conf: AWS Batch backend with S3 root and script "
+        "bucket, the CPU queue as default queueArn, the GPU queue for GPU tasks, call caching on a persistent "
+        "database. Offline unless --check-bucket.")
+    p.add_argument("--bucket", required=True, help="S3 bucket name for the execution root and job scripts")
+    p.add_argument("--cpu-queue-arn", required=True, help="Batch job queue ARN for every task")
+    p.add_argument("--gpu-queue-arn", required=True, help="Batch job queue ARN (GPU instances) for GPU tasks")
+    p.add_argument("--db", help="call-cache database: a file path prefix (HSQLDB; default "
+                   f"{cromwell.DEFAULT_HSQLDB}) or a jdbc:mysql:// or jdbc:postgresql:// URL (credentials from "
+                   "CROMWELL_DB_USER / CROMWELL_DB_PASSWORD)")
+    p.add_argument("-o", "--output", type=Path, default=cromwell.DEFAULT_RENDERED,
+                   help="where to write the rendered file (default: %(default)s)")
+    p.add_argument("--check-bucket", action="store_true",
+                   help="also check with AWS that the bucket exists and is in the queues' region")
+    add_common(p)
+    p.set_defaults(func=_config)
+
+    c = asub.add_parser(
+        "cromwell-command", help="build the --imports zip and print the java ... cromwell.jar run line",
+        description="Zip the WDL files a workflow imports (paths as it imports them), write the inputs for "
+        "the run (on AWS: pinned images pointed at ECR, gpu_queue_arn filled from the configuration) and print "
+        "the exact Cromwell command line.")
+    c.add_argument("--workflow", required=True, help="workflow name (wdl/<name>.wdl)")
+    c.add_argument("--inputs", type=Path,
+                   help="inputs JSON (default: inputs/<workflow>.aws.json, or .local.json with a local config)")
+    c.add_argument("--config", type=Path, default=cromwell.DEFAULT_RENDERED,
+                   help="Cromwell configuration: a rendered aws.conf or cromwell_conf/local.conf "
+                   "(default: %(default)s)")
+    c.add_argument("--options", type=Path, help="Cromwell workflow options JSON, passed through")
+    c.add_argument("--out-dir", type=Path, help="where to write <workflow>.imports.zip and <workflow>.inputs.json "
+                   "(default: next to the configuration)")
+    c.add_argument("--jar", default=os.environ.get("CROMWELL_JAR", "cromwell.jar"),
+                   help="path of cromwell.jar as it should appear in the line (default: $CROMWELL_JAR or "
+                   "%(default)s)")
+    c.set_defaults(func=_command)
+
+
+def _config(args: argparse.Namespace) -> int:
+    text = cromwell.render_aws_conf(args.bucket, args.cpu_queue_arn, args.gpu_queue_arn,
+                                    region=args.region, db=args.db)
+    region = cromwell.check_queues(args.cpu_queue_arn, args.gpu_queue_arn, args.region)
+    if args.check_bucket:
+        check_bucket(args.bucket, region, args.profile)
+    if args.db is None or not args.db.startswith("jdbc:"):
+        db_path = Path(args.db).expanduser().resolve() if args.db else cromwell.DEFAULT_HSQLDB
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    cromwell.write_atomically(args.output, text)
+    log.info("wrote %s (region %s, bucket %s)", args.output, region, args.bucket)
+    print(args.output)
+    return 0
+
+
+def check_bucket(bucket: str, region: str, profile: str | None) -> None:
+    """The bucket exists, we may read it, and it is in ``region``; else a UserError."""
+    sess = session(region, profile)
+    s3 = client(sess, "s3")
+    try:
+        location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchBucket", "404"):
+            raise UserError(f"S3 bucket '{bucket}' does not exist: create it (batchpipes aws infra) "
+                            "or fix --bucket") from exc
+        raise UserError(f"cannot read S3 bucket '{bucket}': {describe_error(exc)}") from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise UserError(f"cannot reach S3 to check bucket '{bucket}': {exc}") from exc
+    if location == "EU":
+        location = "eu-west-1"
+    if location != region:
+        raise UserError(f"S3 bucket '{bucket}' is in {location} but the queues are in {region}: "
+                        "use a bucket of the queues' region")
+
+
+def _command(args: argparse.Namespace) -> int:
+    flow = workflows.get(args.workflow)
+    conf = cromwell.read_conf(args.config)
+    aws_mode = conf.get("batchpipes", None) is not None
+    inputs_path = args.inputs or settings.INPUTS_DIR / f"{flow.name}.{'aws' if aws_mode else 'local'}.json"
+    data = workflows.read_json(inputs_path)
+    validated = workflows.validate(flow, data, source=str(inputs_path),
+                                   base_dirs=[inputs_path.resolve().parent, settings.REPO_ROOT],
+                                   check_files=not aws_mode)
+    if aws_mode:
+        problems = cromwell.check_aws_config(conf)
+        if problems:
+            raise UserError(f"{args.config}: {problems[0]}")
+        validated = cromwell.aws_inputs(flow, validated, cromwell.aws_settings(conf, args.config))
+    if args.options is not None:
+        cromwell.read_options(args.options)
+    out_dir = args.out_dir or args.config.resolve().parent
+    zip_path = cromwell.build_imports_zip(flow.path, out_dir / f"{flow.name}.imports.zip")
+    inputs_out = out_dir / f"{flow.name}.inputs.json"
+    cromwell.write_atomically(inputs_out, json.dumps(validated, indent=2) + "\n")
+    log.info("wrote %s and %s", zip_path, inputs_out)
+    if aws_mode:
+        log.info("images are read from ECR: push them first with 'batchpipes aws ecr-push'")
+    print(shlex.join(cromwell.java_command(args.config, flow.path, inputs_out, zip_path, args.options, args.jar)))
+    return 0

@@ -1,0 +1,99 @@
+"""``batchpipes aws submit|watch|status``: scripted AWS Batch runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from ..aws_cmd import add_common
+from ..errors import UserError
+from . import jobs, session
+
+JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(:\d+)?(#\d+)?$")
+
+
+def _job_id(value: str) -> str:
+    if not JOB_ID.match(value):
+        raise argparse.ArgumentTypeError(f"'{value}' is not a Batch job id (a UUID such as "
+                                         "0c5e1f1e-1c43-4d5f-9f3c-0123456789ab)")
+    return value
+
+
+def _watch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-spot-retries", type=int, default=2,
+                   help="resubmit a job whose Spot host was reclaimed up to N times (default 2)")
+    p.add_argument("--poll", type=float, default=5.0, help="first poll interval in seconds (default 5; doubles "
+                   "while nothing changes, up to --max-poll)")
+    p.add_argument("--max-poll", type=float, default=60.0, help="longest poll interval in seconds (default 60)")
+    p.add_argument("--timeout", type=float, help="give up watching after this many seconds")
+
+
+def register(asub: argparse._SubParsersAction) -> None:
+    p = asub.add_parser("submit", help="submit a plan of Batch jobs with dependencies (optionally watch it)",
+                        description="Submit the jobs of a plan JSON ({\"jobs\": [{name, queue, definition, command, "
+                        "depends_on, environment, vcpus, memory_mib, gpus}]}) in dependency order with dependsOn.")
+    add_common(p)
+    p.add_argument("plan", type=Path, help="plan JSON")
+    p.add_argument("--record", type=Path, help="write {name: job id} here")
+    p.add_argument("--watch", action="store_true", help="watch the jobs until they finish")
+    _watch_args(p)
+    p.set_defaults(func=run_submit)
+
+    w = asub.add_parser("watch", help="follow Batch jobs to the end: status changes, log streams, Spot resubmits",
+                        description="Poll DescribeJobs with exponential backoff and jitter; print each status change "
+                        "with the CloudWatch log stream; resubmit jobs lost to Spot reclaims (status reason "
+                        "'Host EC2...') and the dependents that failed only because of them. Exit 0 if all "
+                        "succeeded, 1 otherwise.")
+    add_common(w)
+    w.add_argument("job_ids", nargs="+", type=_job_id, metavar="JOB_ID")
+    _watch_args(w)
+    w.set_defaults(func=run_watch)
+
+    s = asub.add_parser("status", help="one look at Batch jobs: status, reason, log stream")
+    add_common(s)
+    s.add_argument("job_ids", nargs="+", type=_job_id, metavar="JOB_ID")
+    s.set_defaults(func=run_status)
+
+
+def _watch(args: argparse.Namespace, batch: object, ids: list[str]) -> int:
+    if args.max_spot_retries < 0 or args.poll <= 0 or args.max_poll < args.poll:
+        raise UserError("--max-spot-retries must be >= 0 and 0 < --poll <= --max-poll")
+    watcher = jobs.Watcher(batch, max_spot_retries=args.max_spot_retries, base_delay=args.poll,
+                           max_delay=args.max_poll, timeout=args.timeout)
+    outcome = watcher.watch(ids)
+    for line in jobs.summary(outcome):
+        print(line)
+    return 0 if outcome.ok else 1
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    plan = jobs.load_plan(args.plan)
+    batch = session.client(session.session(args.region, args.profile), "batch")
+    ids = jobs.submit_plan(batch, plan)
+    if args.record:
+        tmp = args.record.with_name(f".{args.record.name}.tmp")
+        tmp.write_text(json.dumps(ids, indent=2) + "\n")
+        tmp.replace(args.record)
+    if args.watch:
+        return _watch(args, batch, list(ids.values()))
+    print(f"watch with: batchpipes aws watch {' '.join(ids.values())}")
+    return 0
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    batch = session.client(session.session(args.region, args.profile), "batch")
+    return _watch(args, batch, args.job_ids)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    batch = session.client(session.session(args.region, args.profile), "batch")
+    found = jobs.describe(batch, args.job_ids)
+    missing = [j for j in args.job_ids if j not in found]
+    if missing:
+        raise UserError(f"no such Batch job: {', '.join(missing)}: check the job id and --region")
+    outcome = jobs.Outcome({j: found[j] for j in args.job_ids}, {}, {})
+    for line in jobs.summary(outcome):
+        print(line)
+    return 0
