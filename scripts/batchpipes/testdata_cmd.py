@@ -16,10 +16,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = tsub.add_parser("genomics", help="human mitochondrion reference, spiked truth VCF, ART reads")
     g.add_argument("--out", type=Path, default=settings.INPUTS_DIR / "genomics", help="output folder")
     g.set_defaults(func=_genomics)
+    h = tsub.add_parser("hevc", help="8K synthetic test source for the HEVC workflow (ffmpeg, bit-identical)")
+    h.add_argument("--out", type=Path, default=settings.INPUTS_DIR / "hevc", help="output folder")
+    h.set_defaults(func=_hevc)
 
 
 def _genomics(args: argparse.Namespace) -> int:
     from .testdata import genomics
 
     print(json.dumps(genomics.generate(args.out), indent=2))
+    return 0
+
+
+def _hevc(args: argparse.Namespace) -> int:
+    from .testdata import hevc
+
+    print(json.dumps(hevc.write_bundled(args.out), indent=2))
     return 0

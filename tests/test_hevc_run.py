@@ -1,0 +1,238 @@
+"""The HEVC workflow under miniwdl in real containers (CPU path, libx265).
+
+What the tests override for speed (the workflow's own defaults are for real 8K work: preset medium,
+16 vCPUs, 24 GiB): inputs/hevc.local.json sets preset ultrafast, 2 vCPUs and small memory; the clips
+are 8 frames at 8K and 48 frames at 640x360. Quality stays at the default (CRF 22).
+
+Outputs are checked independently of the workflow's own verify task: stream facts with ffprobe, the
+bitstream's first NAL units, and PSNR recomputed here from decoded frames.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from batchpipes import containers, settings
+from batchpipes.testdata import hevc as testdata
+
+LOCAL_JSON = settings.INPUTS_DIR / "hevc.local.json"
+
+
+# -- helpers: ffmpeg/ffprobe in the same image the workflow uses ---------------------------------
+
+
+def in_ffmpeg(script: str, *files: Path) -> bytes:
+    """Run ``script`` in the ffmpeg image with the folders of ``files`` mounted read-only at their paths."""
+    image = containers.build(containers.get("ffmpeg"))
+    mounts: list[str] = []
+    for folder in sorted({f.resolve().parent for f in files}):
+        mounts += ["-v", f"{folder}:{folder}:ro"]
+    proc = subprocess.run(["podman", "run", "--rm", "--network", "none", *mounts, image,
+                           "bash", "-euo", "pipefail", "-c", script], capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    return proc.stdout
+
+
+def probe(video: Path) -> dict[str, Any]:
+    v = video.resolve()
+    out = in_ffmpeg(f"ffprobe -v error -count_frames -show_streams -show_format -of json '{v}'", v)
+    return json.loads(out)
+
+
+def video_stream(info: dict[str, Any]) -> dict[str, Any]:
+    return next(s for s in info["streams"] if s["codec_type"] == "video")
+
+
+def raw_frames(video: Path, pix_fmt: str = "yuv420p") -> bytes:
+    v = video.resolve()
+    return in_ffmpeg(f"ffmpeg -v error -i '{v}' -map 0:v:0 -f rawvideo -pix_fmt {pix_fmt} -", v)
+
+
+def psnr_8bit(a: bytes, b: bytes) -> float:
+    """PSNR over all samples of all frames (what ffmpeg's psnr filter averages to for equal-size frames)."""
+    assert len(a) == len(b) and a, (len(a), len(b))
+    se = sum((x - y) * (x - y) for x, y in zip(a, b, strict=True))
+    return math.inf if se == 0 else 10 * math.log10(255 * 255 / (se / len(a)))
+
+
+def frame_psnrs(a: bytes, b: bytes, frame_bytes: int) -> list[float]:
+    return [psnr_8bit(a[i:i + frame_bytes], b[i:i + frame_bytes]) for i in range(0, len(a), frame_bytes)]
+
+
+def out(run: Any, name: str) -> Any:
+    return run.outputs[f"hevc.{name}"]
+
+
+def report(run: Any) -> dict[str, Any]:
+    return json.loads(Path(out(run, "report_json")).read_text())
+
+
+# -- fixtures: each workflow runs once per module ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clips(podman_ready: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("hevc-clips")
+    testdata.generate(folder, (testdata.CLIP,))
+    bad = testdata.generate_bad(folder / "bad")
+    return {"clip": folder / testdata.CLIP, **bad}
+
+
+def clip_inputs(clip: Path, **changes: Any) -> dict[str, Any]:
+    data = json.loads(LOCAL_JSON.read_text())
+    data.update({"hevc.source": str(clip), "hevc.expected_resolution": "640x360", "hevc.profile": "main",
+                 "hevc.keyint": testdata.CLIP_GOP})
+    data.update({f"hevc.{k}": v for k, v in changes.items()})
+    return data
+
+
+@pytest.fixture(scope="module")
+def run_8k(run_workflow):
+    return run_workflow("hevc")
+
+
+@pytest.fixture(scope="module")
+def clip_single(run_workflow, clips):
+    return run_workflow("hevc", clip_inputs(clips["clip"]))
+
+
+@pytest.fixture(scope="module")
+def clip_chunked(run_workflow, clips):
+    return run_workflow("hevc", clip_inputs(clips["clip"], chunks=4))
+
+
+@pytest.fixture(scope="module")
+def clip_yuv_file(run_workflow, clips):
+    return run_workflow("hevc", clip_inputs(clips["clip"], intermediate="yuv_file"))
+
+
+# -- the 8K CPU encode ---------------------------------------------------------------------------
+
+
+def test_8k_output_is_hevc_main10_at_7680x4320_with_every_frame(run_8k):
+    video = Path(out(run_8k, "video"))
+    info = probe(video)
+    v = video_stream(info)
+    assert (v["codec_name"], v["codec_tag_string"], v["profile"]) == ("hevc", "hvc1", "Main 10")
+    assert (v["width"], v["height"], v["pix_fmt"]) == (7680, 4320, "yuv420p10le")
+    assert int(v["nb_read_frames"]) == testdata.SOURCE_8K_FRAMES
+
+
+def test_8k_bitstream_starts_with_hevc_parameter_sets(run_8k):
+    video = Path(out(run_8k, "video")).resolve()
+    head = in_ffmpeg(f"ffmpeg -v error -i '{video}' -map 0:v:0 -c copy -bsf:v hevc_mp4toannexb -f hevc -",
+                     video)[:64]
+    assert head[:4] == b"\x00\x00\x00\x01"
+    nal_type = (head[4] >> 1) & 0x3F
+    assert nal_type == 32, f"first NAL unit is type {nal_type}, not a VPS (32)"
+
+
+def test_8k_quality_at_default_crf(run_8k):
+    rep = report(run_8k)
+    assert rep["passed"] and all(rep["checks"].values()), rep["checks"]
+    assert rep["psnr_db"]["average"] >= 38.0, rep["psnr_db"]
+    assert rep["psnr_frame_min_db"] >= 38.0
+    assert 0.95 <= rep["ssim"]["all"] <= 1.0
+    assert out(run_8k, "psnr") == pytest.approx(rep["psnr_db"]["average"])
+    assert rep["vmaf"] is None and "no libvmaf" in rep["vmaf_note"]
+    text = Path(out(run_8k, "report_txt")).read_text()
+    assert "verification: PASSED" in text and f"{rep['psnr_db']['average']:.3f} dB" in text
+
+
+def test_8k_source_probe_and_encode_stats(run_8k):
+    info = json.loads(Path(out(run_8k, "source_info")).read_text())
+    assert (info["width"], info["height"], info["frames"], info["keyframes"]) == (7680, 4320, 8, 2)
+    (stats_path,) = out(run_8k, "encode_stats")
+    stats = json.loads(Path(stats_path).read_text())
+    assert stats["frames"] == 8 and stats["encoder"] == "libx265" and stats["preset"] == "ultrafast"
+    assert stats["fps"] == pytest.approx(8 / stats["seconds"], rel=1e-3)
+
+
+# -- chunked vs single, raw YUV intermediate (640x360 clip, Main 8-bit) --------------------------
+
+
+FRAME_BYTES = 640 * 360 * 3 // 2
+
+
+def test_report_psnr_matches_an_independent_computation(clip_single, clips):
+    recomputed = psnr_8bit(raw_frames(Path(out(clip_single, "video"))), raw_frames(clips["clip"]))
+    assert report(clip_single)["psnr_db"]["average"] == pytest.approx(recomputed, abs=0.01)
+
+
+def test_chunked_encode_keeps_every_frame_in_order(clip_chunked, clips):
+    video = Path(out(clip_chunked, "video"))
+    v = video_stream(probe(video))
+    assert (v["codec_name"], v["profile"], v["width"], v["height"]) == ("hevc", "Main", 640, 360)
+    assert int(v["nb_read_frames"]) == testdata.CLIP_FRAMES
+    assert len(out(clip_chunked, "encode_stats")) == 4, "expected four keyframe-aligned chunks"
+    # Every frame matches the source frame with the same index: a dropped, doubled or swapped frame
+    # would compare two different testsrc2 frames and fall far below this.
+    per_frame = frame_psnrs(raw_frames(video), raw_frames(clips["clip"]), FRAME_BYTES)
+    assert len(per_frame) == testdata.CLIP_FRAMES and min(per_frame) >= 35.0, per_frame
+
+
+def test_chunked_quality_matches_single_encode(clip_chunked, clip_single):
+    single, chunked = report(clip_single), report(clip_chunked)
+    assert single["passed"] and chunked["passed"]
+    assert single["psnr_db"]["average"] >= 38.0
+    assert abs(chunked["psnr_db"]["average"] - single["psnr_db"]["average"]) <= 0.5, \
+        (chunked["psnr_db"], single["psnr_db"])
+
+
+def test_chunked_output_keeps_the_audio(clip_chunked, clips):
+    src = probe(clips["clip"])
+    res = probe(Path(out(clip_chunked, "video")))
+    (a_src,) = [s for s in src["streams"] if s["codec_type"] == "audio"]
+    (a_out,) = [s for s in res["streams"] if s["codec_type"] == "audio"]
+    assert a_out["codec_name"] == a_src["codec_name"] == "aac"
+    assert float(a_out["duration"]) == pytest.approx(float(a_src["duration"]), abs=0.05)
+
+
+def test_yuv_file_intermediate_gives_the_same_encode(clip_yuv_file, clip_single):
+    yuv, single = report(clip_yuv_file), report(clip_single)
+    assert yuv["passed"] and yuv["video"]["frames"] == testdata.CLIP_FRAMES
+    assert yuv["psnr_db"]["average"] == pytest.approx(single["psnr_db"]["average"], abs=0.05)
+    (stats_path,) = out(clip_yuv_file, "encode_stats")
+    assert json.loads(Path(stats_path).read_text())["intermediate"] == "yuv_file"
+    work = Path(out(clip_yuv_file, "video")).resolve().parent
+    assert not (work / "source.yuv").exists(), "the raw YUV file should be removed after encoding"
+
+
+@pytest.fixture(scope="module")
+def clip_cbr(run_workflow, clips):
+    return run_workflow("hevc", clip_inputs(clips["clip"], rate_control="cbr", bitrate_kbps=3000, audio="aac"))
+
+
+def test_cbr_holds_the_bitrate(clip_cbr):
+    v = video_stream(probe(Path(out(clip_cbr, "video"))))
+    assert int(v["bit_rate"]) == pytest.approx(3_000_000, rel=0.25), v["bit_rate"]
+    assert int(v["nb_read_frames"]) == testdata.CLIP_FRAMES and report(clip_cbr)["passed"]
+
+
+# -- bad inputs: one clear line from the task that found the problem -----------------------------
+
+
+@pytest.mark.parametrize(("bad", "changes", "expected"), [
+    ("not_video.mp4", {}, "is not a readable video file"),
+    ("zero_frames.y4m", {}, "has a video stream but no decodable frames"),
+    ("odd_641x361.mkv", {"expected_resolution": "any"}, "641x361: 4:2:0 HEVC (Main/Main 10) needs even width"),
+    ("clip", {"expected_resolution": "7680x4320"}, "is 640x360, not the expected 7680x4320"),
+    ("clip", {"preset": "p5"}, "preset 'p5' is not a libx265 preset"),
+    ("clip", {"encoder": "hevc_nvenc", "preset": "p4"}, "hevc_nvenc cannot open an NVIDIA encoder here"),
+    ("clip", {"min_psnr": 99.0}, "the encoded video failed verification (min_psnr)"),
+])
+def test_bad_input_fails_with_one_clear_line(run_workflow, clips, expect_user_error, bad, changes, expected):
+    msg = expect_user_error(run_workflow, "hevc", clip_inputs(clips[bad], **changes))
+    assert expected in msg, msg
+    assert "Traceback" not in msg and "_miniwdl_inputs" not in msg, msg
+
+
+def test_bundled_8k_source_regenerates_bit_for_bit(podman_ready, tmp_path):
+    provenance = json.loads((settings.INPUTS_DIR / "hevc" / "provenance.json").read_text())
+    digests = testdata.generate(tmp_path, (testdata.SOURCE_8K,))
+    assert digests[testdata.SOURCE_8K] == provenance["files"][testdata.SOURCE_8K]["sha256"]

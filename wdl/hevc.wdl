@@ -1,0 +1,221 @@
+version 1.0
+
+import "tasks/hevc.wdl" as tasks
+
+workflow hevc {
+    meta {
+        description: "8K HEVC encoding: probe the source -> encode (libx265 on CPU, or hevc_nvenc on an NVIDIA GPU instance) as one job or as keyframe-aligned chunks encoded in parallel and joined losslessly -> verify (decodes, resolution, exact frame count, PSNR/SSIM against the source). Disks are sized from the probe."
+        author: "batchpipes"
+        outputs: {
+            video: "HEVC video in MP4 (hvc1), Main or Main 10",
+            report_json: "Verification report, JSON",
+            report_txt: "Verification report, text",
+            psnr: "Average PSNR against the source, dB",
+            ssim: "Average SSIM against the source",
+            source_info: "What the probe found in the source (JSON)",
+            encode_stats: "Per encode job: frames, seconds, fps (JSON; one per chunk when chunked)"
+        }
+    }
+
+    parameter_meta {
+        source: "Source video: a local file, or an s3:// object under Cromwell on AWS"
+        output_name: "Output base name (letters, digits, . - _); default: the source's name without extension, plus .hevc"
+        encoder: {
+            description: "HEVC encoder: libx265 (CPU) or hevc_nvenc (NVIDIA GPU, runtime gpuCount 1; H.264 NVENC cannot encode 8K, HEVC NVENC can up to 8192x8192)",
+            choices: ["libx265", "hevc_nvenc"]
+        }
+        profile: {
+            description: "main (8-bit 4:2:0) or main10 (10-bit 4:2:0)",
+            choices: ["main", "main10"]
+        }
+        preset: "Encoder preset; default medium (libx265) or p5 (hevc_nvenc)"
+        rate_control: {
+            description: "crf: constant quality (x265 CRF, NVENC CQ) from `quality`; vbr: average `bitrate_kbps`, peaks 1.5x; cbr: constant `bitrate_kbps`",
+            choices: ["crf", "vbr", "cbr"]
+        }
+        quality: "CRF/CQ for rate_control crf (0-51, lower is better)"
+        bitrate_kbps: "Bitrate for vbr/cbr, kbit/s"
+        keyint: "Frames between keyframes; encoder default (x265: 250) when absent"
+        intermediate: {
+            description: "none: decoded frames go straight into the encoder (one ffmpeg process, no intermediate file); yuv_file: decode to a raw YUV file first (the original pipeline; about 90 GB per minute of 8K 8-bit 30 fps) - the disk is sized for it",
+            choices: ["none", "yuv_file"]
+        }
+        audio: {
+            description: "Source audio: copy it, re-encode it to AAC, or drop it",
+            choices: ["copy", "aac", "none"]
+        }
+        chunks: "1: one encode job. More: split at keyframes into about this many segments, encode them in parallel, join losslessly"
+        expected_resolution: "WIDTHxHEIGHT the source must have (checked by the probe before encoding), or 'any'"
+        vmaf: "Compute VMAF too when the ffmpeg build has libvmaf (Debian's has not)"
+        min_psnr: "Fail verification when the average PSNR is below this, dB"
+        encode_cpu: "vCPUs per encode job; default 16 (libx265) or 8 (hevc_nvenc)"
+        encode_memory_gb: "Memory per encode job, GiB; default 24 (libx265) or 16 (hevc_nvenc)"
+        verify_cpu: "vCPUs for verification"
+        verify_memory_gb: "Memory for verification, GiB"
+        ffmpeg_image: "Image with ffmpeg (libx265, hevc_nvenc) and python3 (pinned by content hash)"
+        gpu_queue_arn: "Cromwell on AWS: Batch queue of NVIDIA instances for hevc_nvenc encodes (filled in by batchpipes aws cromwell-command)"
+        cpu_queue_arn: "Cromwell on AWS: Batch queue for libx265 encodes (filled in by batchpipes aws cromwell-command)"
+    }
+
+    input {
+        File source
+        String? output_name
+        String encoder = "libx265"
+        String profile = "main10"
+        String? preset
+        String rate_control = "crf"
+        Int quality = 22
+        Int bitrate_kbps = 80000
+        Int? keyint
+        String intermediate = "none"
+        String audio = "copy"
+        Int chunks = 1
+        String expected_resolution = "7680x4320"
+        Boolean vmaf = true
+        Float? min_psnr
+        Int? encode_cpu
+        Int? encode_memory_gb
+        Int verify_cpu = 4
+        Int verify_memory_gb = 8
+        String ffmpeg_image = "batchpipes/ffmpeg:f4685a4a1ee6"
+        String gpu_queue_arn = ""
+        String cpu_queue_arn = ""
+    }
+
+    Boolean gpu = encoder == "hevc_nvenc"
+    String chosen_preset = select_first([preset, if gpu then "p5" else "medium"])
+    String name = select_first([output_name, sub(basename(source), "\\.[^.]*$", "") + ".hevc"])
+    Int cpu = select_first([encode_cpu, if gpu then 8 else 16])
+    Int memory_gb = select_first([encode_memory_gb, if gpu then 16 else 24])
+
+    call tasks.probe_source {
+        input:
+            source = source,
+            output_name = name,
+            encoder = encoder,
+            profile = profile,
+            preset = chosen_preset,
+            rate_control = rate_control,
+            audio = audio,
+            chunks = chunks,
+            expected_resolution = expected_resolution,
+            docker_image = ffmpeg_image
+    }
+
+    # Disk sizes from the probe, in GiB (Float: 8K frame counts overflow 32-bit byte counts).
+    Float source_gib = size(source, "GiB")
+    Int bytes_per_sample = if profile == "main10" then 2 else 1
+    Float raw_gib = probe_source.width * probe_source.height * 1.5 * bytes_per_sample * probe_source.frames / 1073741824.0
+    # Output estimate: the bitrate for vbr/cbr; for crf at most 1/50 of the raw video, at least the source.
+    Float bitrate_gib = bitrate_kbps * 1000.0 / 8.0 * 1.5 * probe_source.duration_s / 1073741824.0
+    Float crf_gib = if raw_gib / 50.0 > source_gib then raw_gib / 50.0 else source_gib
+    Float output_gib = if rate_control == "crf" then crf_gib else bitrate_gib
+    Float yuv_gib = if intermediate == "yuv_file" then raw_gib else 0.0
+    # The output counts twice: +faststart rewrites the MP4 to move its index to the front.
+    Int encode_disk = ceil((source_gib + 2.0 * output_gib + yuv_gib) * 1.1) + 10
+
+    if (chunks <= 1) {
+        call tasks.encode as encode_whole {
+            input:
+                source = source,
+                output_name = name,
+                encoder = encoder,
+                profile = profile,
+                preset = chosen_preset,
+                rate_control = rate_control,
+                quality = quality,
+                bitrate_kbps = bitrate_kbps,
+                keyint = keyint,
+                intermediate = intermediate,
+                audio = audio,
+                width = probe_source.width,
+                height = probe_source.height,
+                frame_rate = probe_source.frame_rate,
+                cpu = cpu,
+                memory_gb = memory_gb,
+                disk_gb = encode_disk,
+                docker_image = ffmpeg_image,
+                gpu_queue_arn = gpu_queue_arn,
+                cpu_queue_arn = cpu_queue_arn
+        }
+    }
+
+    if (chunks > 1) {
+        call tasks.split_source {
+            input:
+                source = source,
+                frames = probe_source.frames,
+                chunks = chunks,
+                keep_audio = audio != "none" && probe_source.has_audio,
+                disk_gb = ceil(source_gib * 2.1) + 10,
+                docker_image = ffmpeg_image
+        }
+
+        scatter (segment in split_source.segments) {
+            # Each chunk's share of the output and raw video, by its share of the source's bytes.
+            Float share = if source_gib > 0.0 then size(segment, "GiB") / source_gib else 1.0
+            call tasks.encode as encode_chunk {
+                input:
+                    source = segment,
+                    output_name = sub(basename(segment), "\\.nut$", ""),
+                    encoder = encoder,
+                    profile = profile,
+                    preset = chosen_preset,
+                    rate_control = rate_control,
+                    quality = quality,
+                    bitrate_kbps = bitrate_kbps,
+                    keyint = keyint,
+                    intermediate = intermediate,
+                    audio = "none",
+                    width = probe_source.width,
+                    height = probe_source.height,
+                    frame_rate = probe_source.frame_rate,
+                    cpu = cpu,
+                    memory_gb = memory_gb,
+                    disk_gb = ceil((size(segment, "GiB") + (2.0 * output_gib + yuv_gib) * share) * 1.25) + 10,
+                    docker_image = ffmpeg_image,
+                    gpu_queue_arn = gpu_queue_arn,
+                    cpu_queue_arn = cpu_queue_arn
+            }
+        }
+
+        call tasks.concat_chunks {
+            input:
+                chunks = encode_chunk.video,
+                audio_track = split_source.audio_track,
+                audio = audio,
+                output_name = name,
+                expected_frames = probe_source.frames,
+                disk_gb = ceil(output_gib * 3.3) + 10,
+                docker_image = ffmpeg_image
+        }
+    }
+
+    File encoded = select_first([encode_whole.video, concat_chunks.video])
+
+    call tasks.verify {
+        input:
+            video = encoded,
+            source = source,
+            expected_frames = probe_source.frames,
+            width = probe_source.width,
+            height = probe_source.height,
+            profile = profile,
+            vmaf = vmaf,
+            min_psnr = min_psnr,
+            cpu = verify_cpu,
+            memory_gb = verify_memory_gb,
+            disk_gb = ceil((source_gib + size(encoded, "GiB")) * 1.1) + 10,
+            docker_image = ffmpeg_image
+    }
+
+    output {
+        File video = encoded
+        File report_json = verify.report_json
+        File report_txt = verify.report_txt
+        Float psnr = verify.psnr
+        Float ssim = verify.ssim
+        File source_info = probe_source.info
+        Array[File] encode_stats = if chunks > 1 then select_first([encode_chunk.stats]) else select_all([encode_whole.stats])
+    }
+}
