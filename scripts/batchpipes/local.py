@@ -63,6 +63,9 @@ def resolve_images(flow: workflows.Workflow, inputs: dict[str, Any]) -> dict[str
         if images[name].tag != m["tag"]:
             raise UserError(f"{key} is {value} but containers/{name} is at {images[name].tag}: "
                             "run 'batchpipes images pin' or give the current tag")
+        if not images[name].local_build:
+            log.info("%s: %s needs a GPU build host; it is not built here (used only by GPU runs)", key, value)
+            continue
         out[key] = containers.publish_local(images[name])
     return out
 

@@ -1,0 +1,170 @@
+"""The GROMACS workflow end to end under miniwdl in real containers (ubiquitin, PDB 1UBQ, in water).
+
+Step counts (inputs/gromacs.local.json) are small for CI but each check is physical:
+* EM: steepest descent must reach Fmax < 1000 kJ/mol/nm (emtol) with a negative potential energy;
+  a broken topology or a clash that cannot be relaxed fails this.
+* NVT: 2 ps = 20 time constants of the V-rescale thermostat (tau_t 0.1 ps). Generated velocities
+  lose about a third of their kinetic energy to constraints and equipartition in the first 0.1 ps,
+  so the check is the mean over the second half of the stage: within +-10 K of the 300 K target.
+  Without a working thermostat it stays near 200-250 K.
+* NPT: SPC/E water at 300 K and 1 bar is about 998 kg/m3; the protein (about 5 % of the volume,
+  1.35 g/cm3) and 0.15 M NaCl raise the equilibrium density of this system to about 1015-1025.
+  solvate packs water below that density, so the barostat must compress: the density must rise
+  during the stage and its second-half mean must lie in 980-1040 kg/m3 (after 2 ps the box is still
+  relaxing from about 990). A missing or wrong barostat (or wrong units) falls outside.
+* Production: frames = steps / nstxout-compressed + 1, checked on the trajectory with gmx check.
+* Resume: continuing the first run's checkpoint to 2000 steps must start at 2 ps and end at 4 ps.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from batchpipes import containers, local, settings, workflows
+
+INPUTS = json.loads((settings.INPUTS_DIR / "gromacs.local.json").read_text())
+TARGET_K = INPUTS["gromacs.temperature_k"]
+DT = 0.002
+
+
+@pytest.fixture(scope="module")
+def md_run(run_workflow):
+    return run_workflow("gromacs")
+
+
+@pytest.fixture(scope="module")
+def resumed_run(run_workflow, md_run):
+    """Continue the first run's production from its final checkpoint to twice the steps."""
+    return run_workflow("gromacs", resume_tpr=out(md_run, "production_tpr"),
+                        resume_checkpoint=out(md_run, "checkpoint"),
+                        production_steps=2 * INPUTS["gromacs.production_steps"])
+
+
+def out(run, name: str) -> str:
+    return str(run.outputs[f"gromacs.{name}"])
+
+
+def summary(run) -> dict[str, Any]:
+    return json.loads(Path(out(run, "summary")).read_text())
+
+
+def table(run, name: str) -> list[tuple[float, float]]:
+    (path,) = [Path(p) for p in run.outputs["gromacs.tables"] if Path(p).name == f"{name}.tsv"]
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("time_ps\t")
+    return [(float(t), float(v)) for t, v in (ln.split("\t") for ln in lines[1:])]
+
+
+def second_half_mean(rows: list[tuple[float, float]]) -> float:
+    tail = rows[len(rows) // 2:]
+    return sum(v for _, v in tail) / len(tail)
+
+
+def test_energy_minimisation_converges(md_run):
+    log = Path(out(md_run, "em_log")).read_text()
+    fmax = float(re.search(r"^Maximum force\s+=\s+(\S+)", log, re.M).group(1))
+    epot = float(re.search(r"^Potential Energy\s+=\s+(\S+)", log, re.M).group(1))
+    assert fmax < 1000.0, f"EM stopped at Fmax {fmax} kJ/mol/nm"
+    assert epot < 0
+    rows = table(md_run, "em_potential_kJ_mol")
+    assert rows[-1][1] < rows[0][1], "minimisation did not lower the potential energy"
+    s = summary(md_run)
+    assert s["em_converged"] is True and s["em_fmax_kj_mol_nm"] == pytest.approx(fmax, rel=1e-3)
+
+
+def test_nvt_holds_the_target_temperature(md_run):
+    rows = table(md_run, "nvt_temperature_K")
+    assert len(rows) == INPUTS["gromacs.nvt_steps"] // INPUTS["gromacs.energy_interval_steps"] + 1
+    mean = second_half_mean(rows)
+    assert abs(mean - TARGET_K) <= 10.0, f"NVT mean temperature {mean:.1f} K, target {TARGET_K} K"
+    assert summary(md_run)["nvt_second_half_mean_temperature_k"] == pytest.approx(mean, abs=0.01)
+    mdp = Path(out(md_run, "nvt_mdp_used")).read_text()
+    assert re.search(r"^nsteps\s+=\s+1000$", mdp, re.M) and re.search(r"^ref-t\s+=\s+300\.0+ 300\.0+", mdp, re.M)
+
+
+def test_npt_density_relaxes_towards_water_with_protein(md_run):
+    rows = table(md_run, "npt_density_kg_m3")
+    mean = second_half_mean(rows)
+    assert 980.0 <= mean <= 1040.0, f"NPT density {mean:.1f} kg/m3"
+    assert rows[-1][1] > rows[0][1] + 5.0, "the barostat did not compress the solvated box"
+
+
+def test_trajectory_has_the_configured_frames(md_run):
+    frames = INPUTS["gromacs.production_steps"] // INPUTS["gromacs.frame_interval_steps"] + 1
+    xtc = Path(out(md_run, "trajectory")).resolve()
+    image = containers.build(containers.get("gromacs"))
+    check = subprocess.run(["podman", "run", "--rm", "-v", f"{xtc.parent}:/data:ro", image,
+                            "gmx", "-quiet", "check", "-f", f"/data/{xtc.name}"],
+                           capture_output=True, text=True, check=True)
+    coords = re.search(r"^Coords\s+(\d+)\s+([0-9.]+)", check.stdout + check.stderr, re.M)
+    assert coords, check.stderr[-500:]
+    assert int(coords.group(1)) == frames
+    assert float(coords.group(2)) == pytest.approx(INPUTS["gromacs.frame_interval_steps"] * DT)
+    s = summary(md_run)
+    assert s["md_frames"] == frames and s["md_first_time_ps"] == 0.0
+    assert s["md_last_time_ps"] == pytest.approx(INPUTS["gromacs.production_steps"] * DT)
+
+
+def test_structure_stays_folded(md_run):
+    rmsd = table(md_run, "backbone_rmsd_nm")
+    rg = table(md_run, "radius_of_gyration_nm")
+    assert rmsd[0][1] < 0.05, "first frame should match the reference structure"
+    assert max(v for _, v in rmsd) < 0.3, "backbone drifted more than 3 A in 2 ps"
+    # ubiquitin's crystal structure has Rg of about 1.17 nm
+    assert all(1.05 < v < 1.35 for _, v in rg), rg
+
+
+def test_production_temperature_and_speed(md_run):
+    rows = table(md_run, "md_temperature_K")
+    assert abs(sum(v for _, v in rows) / len(rows) - TARGET_K) <= 10.0
+    assert float(md_run.outputs["gromacs.ns_per_day"]) > 0
+
+
+def test_plots_are_png_images(md_run):
+    plots = [Path(p) for p in md_run.outputs["gromacs.plots"]]
+    names = {p.stem for p in plots}
+    assert {"em_potential_kJ_mol", "nvt_temperature_K", "npt_density_kg_m3", "backbone_rmsd_nm",
+            "radius_of_gyration_nm"} <= names
+    for p in plots:
+        data = p.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000, p
+
+
+def test_topology_and_system(md_run):
+    gro = Path(out(md_run, "system")).read_text().splitlines()
+    assert int(gro[1]) == md_run.outputs["gromacs.atoms"] > 10000
+    residues = {ln[5:10].strip() for ln in gro[2:-1]}
+    assert {"SOL", "NA", "CL"} <= residues, "solvent and ions missing"
+
+
+def test_resume_continues_the_step_count(md_run, resumed_run):
+    s = summary(resumed_run)
+    steps = INPUTS["gromacs.production_steps"]
+    assert s["md_first_time_ps"] == pytest.approx(steps * DT)
+    assert s["md_last_time_ps"] == pytest.approx(2 * steps * DT)
+    log = Path(out(resumed_run, "production_log")).read_text()
+    assert re.search(rf"^\s*Writing checkpoint, step {2 * steps}\b", log, re.M)
+    assert "Reading checkpoint file previous.cpt" in log
+    calls = {p.name for p in resumed_run.run_dir.iterdir() if p.name.startswith("call-")}
+    assert calls == {"call-production", "call-analysis"}, calls
+
+
+def test_gpu_switch_reaches_mdrun(md_run, expect_user_error):
+    """gpu = true on an image without CUDA: the production task must refuse, naming the image to use."""
+    flow = workflows.get("gromacs")
+    cpu_image = containers.publish_local(containers.get("gromacs"))
+    given = {"gromacs.structure": INPUTS["gromacs.structure"], "gromacs.gpu": True,
+             "gromacs.gromacs_cuda_image": cpu_image, "gromacs.production_cpu": 1,
+             "gromacs.resume_tpr": out(md_run, "production_tpr"),
+             "gromacs.resume_checkpoint": out(md_run, "checkpoint")}
+    path = md_run.run_dir.parent / "gpu.inputs.json"
+    path.write_text(json.dumps(given))
+    inputs = local.prepare_inputs(flow, path, {})
+    message = expect_user_error(local.run, flow, inputs, run_dir=md_run.run_dir.parent / "gpu-run",
+                                call_cache=False)
+    assert "production" in message and "no GPU support" in message and "gromacs-cuda" in message

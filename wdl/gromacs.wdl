@@ -1,0 +1,241 @@
+version 1.0
+
+import "tasks/gromacs.wdl" as gmx
+
+workflow gromacs {
+    meta {
+        description: "GROMACS molecular dynamics of a protein in water: pdb2gmx -> box -> solvate -> ions -> energy minimisation -> NVT -> NPT -> production MD (CPU or GPU, checkpointed, resumable) -> analysis tables and plots. With resume_checkpoint and resume_tpr, only the production run (continued) and its analysis run."
+        author: "batchpipes"
+        outputs: {
+            summary: "JSON summary: EM Fmax and potential, mean NVT temperature, mean NPT density, production frames, RMSD, Rg, ns/day",
+            trajectory: "Production trajectory (.xtc)",
+            checkpoint: "Final production checkpoint (resume with it and production_tpr)",
+            production_tpr: "Production run input",
+            tables: "TSV tables: energies, temperature, pressure, density, RMSD, radius of gyration",
+            plots: "PNG plots of the tables"
+        }
+    }
+
+    parameter_meta {
+        structure: "Protein structure, PDB format (e.g. 1UBQ)"
+        name: "Output prefix"
+        force_field: "GROMACS force field (folder <name>.ff of the GROMACS data directory): oplsaa, amber99sb-ildn, charmm27, gromos54a7, ..."
+        water_model: "Water model of the force field (spce, tip3p, tip4p, ...)"
+        box_type: {
+            description: "Box shape around the protein",
+            choices: ["cubic", "dodecahedron", "octahedron", "triclinic"]
+        }
+        box_distance_nm: "Minimum protein-to-box-edge distance, nm"
+        salt_molar: "NaCl added after neutralising, mol/L"
+        strip_crystal_water: "Remove crystal waters before pdb2gmx"
+        temperature_k: "Temperature of NVT, NPT and production, K"
+        pressure_bar: "Pressure of NPT and production, bar"
+        timestep_ps: "MD time step, ps"
+        em_steps: "Maximum steepest-descent steps (stops earlier at Fmax < emtol, 1000 kJ/mol/nm by default)"
+        nvt_steps: "NVT equilibration steps"
+        npt_steps: "NPT equilibration steps"
+        production_steps: "Production steps (total, counted from the start of production)"
+        energy_interval_steps: "Steps between energy frames (NVT, NPT, production)"
+        frame_interval_steps: "Steps between production trajectory frames"
+        em_mdp: "Your mdp file for energy minimisation, merged over the defaults"
+        nvt_mdp: "Your mdp file for NVT, merged over the defaults"
+        npt_mdp: "Your mdp file for NPT, merged over the defaults"
+        production_mdp: "Your mdp file for production, merged over the defaults"
+        em_mdp_overrides: "mdp lines 'key = value' for energy minimisation, applied last"
+        nvt_mdp_overrides: "mdp lines 'key = value' for NVT, applied last"
+        npt_mdp_overrides: "mdp lines 'key = value' for NPT, applied last"
+        production_mdp_overrides: "mdp lines 'key = value' for production, applied last"
+        gpu: "Run production on a GPU (CUDA image, gpuCount, GPU-resident mdrun)"
+        gpu_count: "GPUs for production when gpu is true"
+        checkpoint_minutes: "Minutes between production checkpoints"
+        resume_checkpoint: "Checkpoint of an earlier production run to continue from (Spot interruption, or extending a run)"
+        resume_tpr: "production_tpr of the run that wrote resume_checkpoint; with it, setup and equilibration are skipped"
+        cpu: "Cores of the setup, equilibration and analysis tasks"
+        production_cpu: "Cores of the production task"
+        memory_gb: "Memory of each task, GiB"
+        gromacs_image: "Image with CPU GROMACS (pinned by content hash)"
+        gromacs_cuda_image: "Image with CUDA GROMACS for gpu = true (pinned by content hash; built on a GPU host and pushed to your registry)"
+        gpu_queue_arn: "Cromwell on AWS: Batch queue of GPU instances for production when gpu is true (filled in by batchpipes aws cromwell-command)"
+        cpu_queue_arn: "Cromwell on AWS: Batch queue for production when gpu is false (filled in by batchpipes aws cromwell-command)"
+    }
+
+    input {
+        File structure
+        String name = "protein"
+        String force_field = "oplsaa"
+        String water_model = "spce"
+        String box_type = "dodecahedron"
+        Float box_distance_nm = 1.0
+        Float salt_molar = 0.15
+        Boolean strip_crystal_water = true
+        Float temperature_k = 300.0
+        Float pressure_bar = 1.0
+        Float timestep_ps = 0.002
+        Int em_steps = 5000
+        Int nvt_steps = 50000
+        Int npt_steps = 50000
+        Int production_steps = 500000
+        Int energy_interval_steps = 500
+        Int frame_interval_steps = 5000
+        File? em_mdp
+        File? nvt_mdp
+        File? npt_mdp
+        File? production_mdp
+        Array[String] em_mdp_overrides = []
+        Array[String] nvt_mdp_overrides = []
+        Array[String] npt_mdp_overrides = []
+        Array[String] production_mdp_overrides = []
+        Boolean gpu = false
+        Int gpu_count = 1
+        Int checkpoint_minutes = 15
+        File? resume_checkpoint
+        File? resume_tpr
+        Int cpu = 2
+        Int production_cpu = 8
+        Int memory_gb = 4
+        String gromacs_image = "batchpipes/gromacs:32b704cb750b"
+        String gromacs_cuda_image = "batchpipes/gromacs-cuda:d61de630fc89"
+        String gpu_queue_arn = ""
+        String cpu_queue_arn = ""
+    }
+
+    Boolean continue_only = defined(resume_checkpoint) && defined(resume_tpr)
+
+    if (!continue_only) {
+        call gmx.prepare_system {
+            input:
+                structure = structure,
+                name = name,
+                force_field = force_field,
+                water_model = water_model,
+                box_type = box_type,
+                box_distance_nm = box_distance_nm,
+                salt_molar = salt_molar,
+                strip_crystal_water = strip_crystal_water,
+                docker_image = gromacs_image,
+                memory_gb = memory_gb
+        }
+
+        call gmx.md_stage as minimize {
+            input:
+                stage = "em",
+                structure = prepare_system.system,
+                topology = prepare_system.topology,
+                nsteps = em_steps,
+                mdp = em_mdp,
+                mdp_overrides = em_mdp_overrides,
+                name = name,
+                docker_image = gromacs_image,
+                cpu = cpu,
+                memory_gb = memory_gb
+        }
+
+        call gmx.md_stage as nvt {
+            input:
+                stage = "nvt",
+                structure = select_first([minimize.gro]),
+                topology = prepare_system.topology,
+                nsteps = nvt_steps,
+                temperature_k = temperature_k,
+                timestep_ps = timestep_ps,
+                energy_interval_steps = energy_interval_steps,
+                mdp = nvt_mdp,
+                mdp_overrides = nvt_mdp_overrides,
+                name = name,
+                docker_image = gromacs_image,
+                cpu = cpu,
+                memory_gb = memory_gb
+        }
+
+        call gmx.md_stage as npt {
+            input:
+                stage = "npt",
+                structure = select_first([nvt.gro]),
+                topology = prepare_system.topology,
+                previous_checkpoint = nvt.checkpoint,
+                nsteps = npt_steps,
+                temperature_k = temperature_k,
+                pressure_bar = pressure_bar,
+                timestep_ps = timestep_ps,
+                energy_interval_steps = energy_interval_steps,
+                mdp = npt_mdp,
+                mdp_overrides = npt_mdp_overrides,
+                name = name,
+                docker_image = gromacs_image,
+                cpu = cpu,
+                memory_gb = memory_gb
+        }
+
+        call gmx.md_stage as production_input {
+            input:
+                stage = "md",
+                structure = select_first([npt.gro]),
+                topology = prepare_system.topology,
+                previous_checkpoint = npt.checkpoint,
+                nsteps = production_steps,
+                temperature_k = temperature_k,
+                pressure_bar = pressure_bar,
+                timestep_ps = timestep_ps,
+                energy_interval_steps = energy_interval_steps,
+                frame_interval_steps = frame_interval_steps,
+                mdp = production_mdp,
+                mdp_overrides = production_mdp_overrides,
+                run_mdrun = false,
+                name = name,
+                docker_image = gromacs_image,
+                cpu = 1,
+                memory_gb = memory_gb
+        }
+    }
+
+    call gmx.production {
+        input:
+            tpr = select_first([resume_tpr, production_input.tpr]),
+            nsteps = production_steps,
+            resume_checkpoint = resume_checkpoint,
+            checkpoint_minutes = checkpoint_minutes,
+            gpu = gpu,
+            gpu_count = gpu_count,
+            name = name,
+            docker_image = if gpu then gromacs_cuda_image else gromacs_image,
+            gpu_queue_arn = gpu_queue_arn,
+            cpu_queue_arn = cpu_queue_arn,
+            cpu = production_cpu,
+            memory_gb = memory_gb
+    }
+
+    call gmx.analysis {
+        input:
+            em_log = minimize.log,
+            em_edr = minimize.edr,
+            nvt_edr = nvt.edr,
+            npt_edr = npt.edr,
+            md_edr = production.edr,
+            md_trajectory = production.trajectory,
+            md_tpr = production.run_input,
+            md_log = production.log,
+            name = name,
+            docker_image = gromacs_image,
+            memory_gb = memory_gb
+    }
+
+    output {
+        File summary = analysis.summary
+        Array[File] tables = analysis.tables
+        Array[File] plots = analysis.plots
+        File? system = prepare_system.system
+        File? topology = prepare_system.topology
+        Int? atoms = prepare_system.atoms
+        File? em_log = minimize.log
+        File? nvt_log = nvt.log
+        File? npt_log = npt.log
+        File? nvt_mdp_used = nvt.merged_mdp
+        File production_tpr = production.run_input
+        File trajectory = production.trajectory
+        File production_edr = production.edr
+        File production_log = production.log
+        File final_structure = production.gro
+        File checkpoint = production.checkpoint
+        Float ns_per_day = production.ns_per_day
+    }
+}
