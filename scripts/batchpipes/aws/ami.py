@@ -1,9 +1,10 @@
-"""The GPU-ready ECS host AMI for Cromwell's AWS Batch backend.
+"""The ECS host AMIs (GPU or CPU flavour) for Cromwell's AWS Batch backend.
 
-Flow: look up the ECS GPU-optimised Amazon Linux 2 AMI (public SSM parameter), launch one instance
-from it with ``ami_userdata.sh`` as user-data (IMDSv2 only, encrypted EBS root and scratch volumes),
-wait until the script has powered the instance off, check its verdict on the serial console,
-create and tag the image, and terminate the instance, also when any step fails.
+Flow: look up the flavour's ECS-optimised Amazon Linux 2 AMI (public SSM parameter: the GPU variant
+for ``gpu``, the standard one for ``cpu``), launch one instance from it with ``ami_userdata.sh`` as
+user-data (its ``BP_FLAVOR=`` line set to the flavour; IMDSv2 only, encrypted EBS root and scratch
+volumes), wait until the script has powered the instance off, check its verdict on the serial
+console, create and tag the image, and terminate the instance, also when any step fails.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .session import client, describe_error
 log = logging.getLogger(__name__)
 
 SSM_GPU_AMI = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
+SSM_CPU_AMI = "/aws/service/ecs/optimized-ami/amazon-linux-2/recommended/image_id"
 USERDATA = Path(__file__).with_name("ami_userdata.sh")
 SCRATCH_DEVICE = "/dev/xvdb"
 ROOT_GB = 50
@@ -35,6 +37,29 @@ BUILD_TAGS = {"project": "batchpipes", "batchpipes:role": "ami-build"}
 _SUBNET_RE = re.compile(r"subnet-[0-9a-f]{8,17}")
 _SG_RE = re.compile(r"sg-[0-9a-f]{8,17}")
 _AMI_NAME_RE = re.compile(r"[A-Za-z0-9()\[\] ./'@_-]{3,128}")
+_FLAVOR_LINE_RE = re.compile(r"^BP_FLAVOR=.*$", re.M)
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """What differs between the GPU and the CPU host image; everything else is shared."""
+
+    name: str
+    ssm_parameter: str
+    instance_type: str
+    #: the base AMI as named in the command's help
+    base_label: str
+
+    @property
+    def role(self) -> str:
+        return f"ecs-{self.name}-host"
+
+
+FLAVORS: dict[str, Flavor] = {
+    "gpu": Flavor("gpu", SSM_GPU_AMI, "g4dn.xlarge", "ECS GPU-optimised Amazon Linux 2"),
+    "cpu": Flavor("cpu", SSM_CPU_AMI, "c5.xlarge", "ECS-optimised Amazon Linux 2"),
+}
+DEFAULT_FLAVOR = "gpu"
 
 
 @dataclass
@@ -43,7 +68,9 @@ class AmiBuild:
 
     subnet_id: str
     security_group_id: str
-    instance_type: str = "g4dn.xlarge"
+    flavor: str = DEFAULT_FLAVOR
+    #: empty: the flavour's default (g4dn.xlarge for gpu, c5.xlarge for cpu)
+    instance_type: str = ""
     scratch_gb: int = 500
     name: str = ""
     base_ami: str | None = None
@@ -55,7 +82,21 @@ class AmiBuild:
     image_timeout: float = 60 * 60
     extra_tags: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.instance_type and self.flavor in FLAVORS:
+            self.instance_type = FLAVORS[self.flavor].instance_type
+
+    @property
+    def spec(self) -> Flavor:
+        try:
+            return FLAVORS[self.flavor]
+        except KeyError:
+            raise UserError(f"unknown AMI flavour '{self.flavor}': use one of {', '.join(FLAVORS)}") from None
+
     def validate(self) -> None:
+        _ = self.spec  # raises UserError for an unknown flavour
+        if not self.instance_type:
+            raise UserError("--instance-type must not be empty")
         if not _SUBNET_RE.fullmatch(self.subnet_id):
             raise UserError(f"malformed subnet id '{self.subnet_id}': expected subnet-<8 or 17 hex digits>")
         if not _SG_RE.fullmatch(self.security_group_id):
@@ -66,8 +107,18 @@ class AmiBuild:
             raise UserError(f"invalid AMI name '{self.name}': 3-128 letters, digits and ()[] ./'@_-")
 
 
-def default_name() -> str:
-    return time.strftime("batchpipes-ecs-gpu-%Y%m%d-%H%M%S", time.gmtime())
+def default_name(flavor: str = DEFAULT_FLAVOR) -> str:
+    return time.strftime(f"batchpipes-ecs-{flavor}-%Y%m%d-%H%M%S", time.gmtime())
+
+
+def render_userdata(flavor: str) -> str:
+    """``ami_userdata.sh`` with its ``BP_FLAVOR=`` line set to the flavour (the file itself says gpu)."""
+    if flavor not in FLAVORS:
+        raise UserError(f"unknown AMI flavour '{flavor}': use one of {', '.join(FLAVORS)}")
+    rendered, count = _FLAVOR_LINE_RE.subn(f"BP_FLAVOR={flavor}", USERDATA.read_text())
+    if count != 1:
+        raise RuntimeError(f"{USERDATA} must have exactly one BP_FLAVOR= line, found {count}")
+    return rendered
 
 
 def _tags(d: dict[str, str]) -> list[dict[str, str]]:
@@ -75,7 +126,7 @@ def _tags(d: dict[str, str]) -> list[dict[str, str]]:
 
 
 def base_image(ssm: Any, parameter: str = SSM_GPU_AMI) -> str:
-    """The current ECS GPU-optimised AMI id of the session's region."""
+    """The current AMI id that a public SSM parameter names (default: the ECS GPU-optimised AMI)."""
     try:
         return str(ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
     except botocore.exceptions.ClientError as exc:
@@ -149,24 +200,24 @@ def provisioning_verdict(console: str) -> str | None:
 def build_ami(sess: boto3.session.Session, build: AmiBuild, *, wait_available: bool = False) -> str:
     """Build the AMI and return its id; the build instance is terminated whatever happens."""
     build.validate()
-    build.name = build.name or default_name()
+    build.name = build.name or default_name(build.flavor)
     ec2 = client(sess, "ec2")
     ssm = client(sess, "ssm")
     try:
         _check_network(ec2, build)
         if ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [build.name]}])["Images"]:
             raise UserError(f"an AMI named '{build.name}' exists already: pass another --name")
-        image_id = build.base_ami or base_image(ssm)
+        image_id = build.base_ami or base_image(ssm, build.spec.ssm_parameter)
         found = ec2.describe_images(ImageIds=[image_id])["Images"]
         if not found:
             raise UserError(f"base AMI {image_id} not found in {sess.region_name}")
         root_device = str(found[0].get("RootDeviceName") or "/dev/xvda")
-        request = run_instances_request(build, image_id, root_device, USERDATA.read_text())
+        request = run_instances_request(build, image_id, root_device, render_userdata(build.flavor))
         instance_id = str(ec2.run_instances(**request)["Instances"][0]["InstanceId"])
     except botocore.exceptions.ClientError as exc:
         raise UserError(f"cannot launch the build instance: {describe_error(exc)}") from exc
-    log.info("build instance %s (%s, from %s) is provisioning; this takes about 10 minutes",
-             instance_id, build.instance_type, image_id)
+    log.info("%s build instance %s (%s, from %s) is provisioning; this takes about 10 minutes",
+             build.flavor, instance_id, build.instance_type, image_id)
     try:
         _wait(lambda: _instance_state(ec2, instance_id), "stopped", fail_on=("terminated", "shutting-down"),
               timeout=build.provision_timeout, poll=build.poll_seconds,
@@ -180,10 +231,10 @@ def build_ami(sess: boto3.session.Session, build: AmiBuild, *, wait_available: b
         if failure:
             raise UserError(f"provisioning of {instance_id} failed: {failure}")
         tags = _tags({**BUILD_TAGS, **build.extra_tags, "Name": build.name, "batchpipes:base-ami": image_id,
-                      "batchpipes:role": "ecs-gpu-host"})
+                      "batchpipes:role": build.spec.role, "batchpipes:flavor": build.flavor})
         ami_id = str(ec2.create_image(
             InstanceId=instance_id, Name=build.name,
-            Description=f"batchpipes ECS GPU host for Cromwell on AWS Batch, from {image_id}",
+            Description=f"batchpipes ECS {build.flavor.upper()} host for Cromwell on AWS Batch, from {image_id}",
             TagSpecifications=[{"ResourceType": "image", "Tags": tags}],
         )["ImageId"])
         log.info("image %s (%s) is being created", ami_id, build.name)

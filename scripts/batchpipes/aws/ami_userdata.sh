@@ -1,17 +1,22 @@
 #!/bin/bash
-# batchpipes: turn an instance of the ECS GPU-optimised Amazon Linux 2 AMI into a host image for
-# Cromwell's AWS Batch backend. Runs once as EC2 user-data (as root, under cloud-init) from
-# `batchpipes aws build-ami`, then powers the instance off so that it can be imaged.
+# batchpipes: turn an instance of an ECS-optimised Amazon Linux 2 AMI into a host image for
+# Cromwell's AWS Batch backend: the GPU variant of that AMI for BP_FLAVOR=gpu, the standard one for
+# BP_FLAVOR=cpu. Runs once as EC2 user-data (as root, under cloud-init) from
+# `batchpipes aws build-ami --flavor gpu|cpu`, then powers the instance off so that it can be imaged.
 #
 # What Cromwell's AWS backend needs on the host (its job definitions mount these paths):
 #   /usr/local/aws-cli             AWS CLI v2 (glibc build), mounted read-only into every task
 #   /usr/local/bin/fetch_and_run.sh  the job entry point, mounted at /var/scratch/fetch_and_run.sh
 #   /cromwell_root                 the task working area ("local-disk")
 #   /var/lib/cloud/data/instance-id  written by cloud-init on every instance
-# Plus, for GPU tasks: the nvidia runtime as docker's default, and GPU support in the ECS agent.
+# Plus, on GPU hosts only: the nvidia runtime as docker's default, and GPU support in the ECS agent.
 #
 # The result is printed on the serial console, which build-ami reads back:
 #   "batchpipes-ami: ready"  or  "batchpipes-ami: FAILED at line N ..."
+
+# The next line is the flavour, gpu or cpu; build-ami rewrites it when it renders this script.
+BP_FLAVOR=gpu
+
 set -euo pipefail
 
 SCRATCH_LABEL=bp-scratch
@@ -31,7 +36,11 @@ on_error() {
 }
 trap 'on_error $LINENO' ERR
 
-say "provisioning started"
+case "${BP_FLAVOR}" in
+    gpu | cpu) ;;
+    *) say "FAILED: unknown flavour '${BP_FLAVOR}' (expected gpu or cpu)"; poweroff; exit 1 ;;
+esac
+say "provisioning started (${BP_FLAVOR} host)"
 
 # -- packages ---------------------------------------------------------------------------------------
 yum install -y -q unzip jq xfsprogs curl
@@ -95,25 +104,28 @@ mkdir -p "${SCRATCH_MOUNT}/cromwell_root" "${SCRATCH_MOUNT}/docker"
 echo "${SCRATCH_MOUNT}/cromwell_root /cromwell_root none bind,nofail,x-systemd.requires-mounts-for=${SCRATCH_MOUNT} 0 0" >> /etc/fstab
 mount /cromwell_root
 
-# -- docker: storage on scratch, nvidia as the default runtime ------------------------------------------
+# -- docker: storage on scratch; on GPU hosts nvidia as the default runtime -----------------------------
 systemctl stop ecs 2> /dev/null || true
 systemctl stop docker
 if [ -d /var/lib/docker ]; then
     cp -a /var/lib/docker/. "${SCRATCH_MOUNT}/docker/"
     rm -rf /var/lib/docker
 fi
+mkdir -p /etc/docker
 daemon=/etc/docker/daemon.json
 [ -s "$daemon" ] || echo '{}' > "$daemon"
 # shellcheck disable=SC2016  # $root is a jq variable, not a shell one
 filter='.["data-root"] = $root'
-if ! grep -q -- '--default-runtime' /etc/sysconfig/docker 2> /dev/null; then
-    runtime=$(command -v nvidia-container-runtime || true)
-    if [ -z "$runtime" ]; then
-        say "FAILED: nvidia-container-runtime not found (is the base the ECS GPU-optimised AMI?)"
-        poweroff
-        exit 1
+if [ "${BP_FLAVOR}" = gpu ]; then
+    if ! grep -q -- '--default-runtime' /etc/sysconfig/docker 2> /dev/null; then
+        runtime=$(command -v nvidia-container-runtime || true)
+        if [ -z "$runtime" ]; then
+            say "FAILED: nvidia-container-runtime not found (is the base the ECS GPU-optimised AMI?)"
+            poweroff
+            exit 1
+        fi
+        filter="${filter} | .[\"default-runtime\"] = \"nvidia\" | .runtimes.nvidia = {path: \"${runtime}\", runtimeArgs: []}"
     fi
-    filter="${filter} | .[\"default-runtime\"] = \"nvidia\" | .runtimes.nvidia = {path: \"${runtime}\", runtimeArgs: []}"
 fi
 jq --arg root "${SCRATCH_MOUNT}/docker" "$filter" "$daemon" > "${daemon}.new"
 mv "${daemon}.new" "$daemon"
@@ -127,7 +139,9 @@ set_ecs() {
     echo "$1=$2" >> /etc/ecs/ecs.config
 }
 mkdir -p /etc/ecs
-set_ecs ECS_ENABLE_GPU_SUPPORT true
+if [ "${BP_FLAVOR}" = gpu ]; then
+    set_ecs ECS_ENABLE_GPU_SUPPORT true
+fi
 set_ecs ECS_ENABLE_TASK_IAM_ROLE true
 set_ecs ECS_ENABLE_SPOT_INSTANCE_DRAINING true
 set_ecs ECS_IMAGE_PULL_BEHAVIOR prefer-cached

@@ -40,9 +40,11 @@ def register(asub: argparse._SubParsersAction) -> None:
                    help="S3 bucket the jobs may read and write (repeat for more)")
     p.add_argument("--subnets", type=_csv, required=True, help="comma-separated subnet ids")
     p.add_argument("--security-groups", type=_csv, required=True, help="comma-separated security group ids")
-    p.add_argument("--gpu-ami-id", help="AMI for GPU instances (from 'batchpipes aws ami'); default: Batch's "
-                   "ECS GPU AMI")
-    p.add_argument("--cpu-ami-id", help="AMI for CPU and MNP instances; default: Batch's ECS AMI")
+    p.add_argument("--gpu-ami-id", help="AMI for GPU instances (from 'batchpipes aws build-ami --flavor gpu'); "
+                   "default: Batch's ECS GPU AMI")
+    p.add_argument("--cpu-ami-id", help="AMI for CPU and MNP instances (from 'batchpipes aws build-ami --flavor "
+                   "cpu': Cromwell needs its AWS CLI v2 and fetch_and_run.sh); default: Batch's ECS AMI, which "
+                   "lacks them")
     p.add_argument("--max-vcpus", type=int, default=256, help="CPU Spot environment size (default 256)")
     p.add_argument("--gpu-max-vcpus", type=int, default=64, help="GPU environment size (default 64)")
     p.add_argument("--mnp-max-vcpus", type=int, default=288, help="MNP environment size (default 288)")
