@@ -122,3 +122,13 @@ def test_targets_outside_reference(run_workflow, expect_user_error, tmp_path):
     bed.write_text("chr1\t100\t200\n")
     msg = expect_user_error(run_workflow, "genomics", targets_bed=str(bed))
     assert "names contig chr1, which is not in the reference" in msg
+
+
+def test_workflow_is_found_from_the_keys(tmp_path, expect_user_error):
+    mine = tmp_path / "my-sample.json"
+    mine.write_text(LOCAL_JSON.read_text())
+    assert workflows.workflow_for_inputs(mine).name == "genomics"
+    unclear = tmp_path / "unclear.json"
+    unclear.write_text('{"sample_name": "x"}')
+    msg = expect_user_error(workflows.workflow_for_inputs, unclear)
+    assert "cannot tell which workflow" in msg

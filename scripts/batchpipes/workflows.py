@@ -49,8 +49,17 @@ def load(path: Path) -> WDL.Document:
 
 
 def workflow_for_inputs(inputs_path: Path) -> Workflow:
-    """``inputs/genomics.local.json`` belongs to ``wdl/genomics.wdl``."""
-    return get(inputs_path.name.split(".")[0])
+    """The workflow an inputs JSON is for: from its keys (``genomics.fastq_r1``), else its file name
+    (``inputs/genomics.local.json`` belongs to ``wdl/genomics.wdl``)."""
+    flows = known()
+    prefixes = {key.split(".")[0] for key in read_json(inputs_path) if "." in key and not key.startswith("#")}
+    if len(prefixes) == 1 and (name := prefixes.pop()) in flows:
+        return flows[name]
+    name = inputs_path.name.split(".")[0]
+    if name in flows:
+        return flows[name]
+    raise UserError(f"cannot tell which workflow '{inputs_path}' is for: prefix its keys with the workflow "
+                    f"name ({', '.join(sorted(flows))}), e.g. \"genomics.fastq_r1\"")
 
 
 def read_json(path: Path) -> dict[str, Any]:
