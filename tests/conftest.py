@@ -68,30 +68,13 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory):
     fake credentials; nothing leaves the machine.
     """
     import os
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    exe = Path(sys.executable).with_name("moto_server")
-    with log.open("wb") as fh:
-        proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=fh, stderr=fh)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"moto_server did not start: {log.read_text()[-500:]}")
-            time.sleep(0.2)
+    from batchpipes.aws.moto_local import start_moto_server
+
+    try:
+        proc, url = start_moto_server(tmp_path_factory.mktemp("moto") / "moto_server.log")
+    except UserError as exc:
+        pytest.fail(str(exc))
     yield url
     proc.terminate()
     proc.wait(timeout=10)

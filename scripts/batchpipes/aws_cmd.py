@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 
-#: Action modules under batchpipes.aws, in --help order; a missing one is skipped.
+#: Action modules under batchpipes.aws, in --help order.
 AWS_COMMANDS = ("cromwell_cmd", "ecr_cmd", "ami_cmd", "stage_cmd", "infra_cmd", "jobs_cmd", "cost_cmd")
 
 
@@ -19,11 +18,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("aws", help="AWS: Cromwell config, ECR images, AMI, S3 staging, Batch infrastructure, runs",
                        description="The AWS side of batchpipes. Every action accepts --region and --profile.")
     asub = p.add_subparsers(dest="aws_command", metavar="ACTION", required=True)
-    for name in AWS_COMMANDS:
-        try:
-            module = importlib.import_module(f"batchpipes.aws.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"batchpipes.aws.{name}":
-                continue
-            raise
-        module.register(asub)
+    from .cli import register_modules
+
+    register_modules(asub, "batchpipes.aws", AWS_COMMANDS)

@@ -7,6 +7,7 @@ callable taking the parsed namespace and returning an exit status.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,12 @@ COMMAND_MODULES = (
 )
 
 
+def register_modules(sub: argparse._SubParsersAction, package: str, names: Sequence[str]) -> None:
+    """Let each command module ``<package>.<name>`` add its parsers to ``sub``."""
+    for name in names:
+        importlib.import_module(f"{package}.{name}").register(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchpipes",
@@ -30,16 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    import importlib
-
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"batchpipes.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"batchpipes.{name}":
-                continue
-            raise
-        module.register(sub)
+    register_modules(sub, "batchpipes", COMMAND_MODULES)
     return parser
 
 

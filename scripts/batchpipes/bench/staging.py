@@ -10,17 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import boto3
 
 from .. import settings
+from ..aws.moto_local import start_moto_server
 from ..aws.stage import MiB, Stager, State
 from ..errors import UserError
 
@@ -49,26 +48,6 @@ def awscli() -> Path:
     return exe
 
 
-def start_moto(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = Path(sys.executable).with_name("moto_server")
-    logf = (workdir / "moto.log").open("wb")
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=logf, stderr=logf)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-            return proc, url
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise UserError(f"moto_server did not start (log: {workdir / 'moto.log'})") from None
-            time.sleep(0.2)
-
-
 def main(args: argparse.Namespace) -> int:
     if args.files < 1 or args.size_mib < 1 or args.workers < 1 or args.repeat < 1:
         raise UserError("--files, --size-mib, --workers and --repeat must be at least 1")
@@ -85,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
                 for _ in range(args.size_mib):
                     fh.write(os.urandom(MiB))
         total = args.files * args.size_mib * MiB
-        proc, url = start_moto(work)
+        proc, url = start_moto_server(work / "moto.log")
         saved_endpoint = os.environ.get("AWS_ENDPOINT_URL")
         try:
             env["AWS_ENDPOINT_URL"] = url
