@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import shutil
 import subprocess
 import tempfile
+import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -198,8 +198,6 @@ def start_registry(registry: str = settings.LOCAL_REGISTRY) -> None:
     )
     logfile = (state / "registry.log").open("ab")
     subprocess.Popen([exe, "serve", str(config)], stdout=logfile, stderr=logfile, start_new_session=True)
-    import time
-
     for _ in range(50):
         if registry_up(registry):
             log.info("local registry listening on %s", registry)
@@ -233,14 +231,3 @@ def publish_local(image: Image, registry: str = settings.LOCAL_REGISTRY) -> str:
     run(_podman() + ["push", "-q", "--tls-verify=false", local, f"docker://{remote}"],
         what=f"pushing '{image.name}' to {registry}", capture=True)
     return remote
-
-
-def publish_all_local(names: list[str] | None = None) -> dict[str, str]:
-    images = discover()
-    wanted = names or [n for n, i in images.items() if i.local_build]
-    return {n: publish_local(get(n)) for n in wanted}
-
-
-def remove_dangling() -> None:
-    if shutil.which("podman"):
-        subprocess.run(["podman", "image", "prune", "-f"], capture_output=True, check=False)
