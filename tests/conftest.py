@@ -81,20 +81,30 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory):
     os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
-@pytest.fixture()
-def aws_env(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> str:
-    """Environment for a CLI run against moto_server: fake credentials, region, endpoint; reset state."""
-    import urllib.request
+FAKE_REGION = "eu-west-1"
 
-    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))
+
+@pytest.fixture()
+def fake_aws(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Fake credentials and region for in-process moto (``mock_aws``): no profile, no endpoint. Returns the region."""
     for key, value in {
-        "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
-        "AWS_REGION": "eu-west-1",
-        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_REGION": FAKE_REGION,
+        "AWS_DEFAULT_REGION": FAKE_REGION,
     }.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    return FAKE_REGION
+
+
+@pytest.fixture()
+def aws_env(monkeypatch: pytest.MonkeyPatch, fake_aws: str, moto_endpoint: str) -> str:
+    """Environment for a CLI run against moto_server: fake credentials and region, the endpoint; state reset."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     return moto_endpoint

@@ -27,12 +27,6 @@ from moto import mock_aws
 REGION = "eu-west-1"
 
 
-@pytest.fixture()
-def fake_creds(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_SESSION_TOKEN": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
 def _network(ec2) -> tuple[str, str]:
@@ -76,7 +70,7 @@ def test_ssm_parameter_name_is_the_standard_ecs_ami_for_cpu() -> None:
 
 
 @mock_aws
-def test_base_image_from_ssm(fake_creds: None) -> None:
+def test_base_image_from_ssm(fake_aws: str) -> None:
     ssm = boto3.client("ssm", region_name=REGION)
     image = ami.base_image(ssm)
     assert re.fullmatch(r"ami-[0-9a-f]+", image)
@@ -85,7 +79,7 @@ def test_base_image_from_ssm(fake_creds: None) -> None:
 
 
 @mock_aws
-def test_build_flow(fake_creds: None) -> None:
+def test_build_flow(fake_aws: str) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     subnet, sg = _network(ec2)
     stop = threading.Event()
@@ -117,7 +111,7 @@ def test_build_flow(fake_creds: None) -> None:
 
 
 @mock_aws
-def test_cpu_build_flow(fake_creds: None) -> None:
+def test_cpu_build_flow(fake_aws: str) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     subnet, sg = _network(ec2)
     sess = session(REGION)
@@ -191,7 +185,7 @@ class _Abort:
 
 @pytest.mark.parametrize("flavor", ["gpu", "cpu"])
 @mock_aws
-def test_instance_is_terminated_when_image_creation_fails(fake_creds: None, flavor: str) -> None:
+def test_instance_is_terminated_when_image_creation_fails(fake_aws: str, flavor: str) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     subnet, sg = _network(ec2)
     sess = session(REGION)
@@ -229,7 +223,7 @@ def _console_says(text: str):
 
 
 @mock_aws
-def test_failed_verdict_on_the_console_stops_a_cpu_build(fake_creds: None) -> None:
+def test_failed_verdict_on_the_console_stops_a_cpu_build(fake_aws: str) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     subnet, sg = _network(ec2)
     sess = session(REGION)
@@ -252,7 +246,7 @@ def test_failed_verdict_on_the_console_stops_a_cpu_build(fake_creds: None) -> No
 
 
 @mock_aws
-def test_instance_is_terminated_when_provisioning_times_out(fake_creds: None) -> None:
+def test_instance_is_terminated_when_provisioning_times_out(fake_aws: str) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     subnet, sg = _network(ec2)
     build = ami.AmiBuild(subnet_id=subnet, security_group_id=sg, name="bp-slow", poll_seconds=0.05,
@@ -264,7 +258,7 @@ def test_instance_is_terminated_when_provisioning_times_out(fake_creds: None) ->
 
 
 @mock_aws
-def test_bad_network_and_duplicate_name(fake_creds: None, expect_user_error) -> None:
+def test_bad_network_and_duplicate_name(fake_aws: str, expect_user_error) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     subnet, sg = _network(ec2)
     sess = session(REGION)

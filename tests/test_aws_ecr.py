@@ -18,13 +18,6 @@ from moto import mock_aws
 REGION = "eu-west-1"
 
 
-@pytest.fixture()
-def fake_creds(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_SESSION_TOKEN": "testing", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
 def _image(tmp_path: Path, name: str, *, local_build: bool = True) -> containers.Image:
@@ -37,7 +30,7 @@ def _image(tmp_path: Path, name: str, *, local_build: bool = True) -> containers
 
 
 @mock_aws
-def test_repository_settings_and_idempotent_rerun(fake_creds: None) -> None:
+def test_repository_settings_and_idempotent_rerun(fake_aws: str) -> None:
     client = boto3.client("ecr", region_name=REGION)
     uri = ecr.ensure_repository(client, "batchpipes/genomics", keep=15)
     assert uri == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/batchpipes/genomics"
@@ -56,7 +49,7 @@ def test_repository_settings_and_idempotent_rerun(fake_creds: None) -> None:
 
 
 @mock_aws
-def test_existing_repository_is_brought_in_line(fake_creds: None) -> None:
+def test_existing_repository_is_brought_in_line(fake_aws: str) -> None:
     client = boto3.client("ecr", region_name=REGION)
     client.create_repository(repositoryName="batchpipes/snpeff", imageTagMutability="MUTABLE",
                              imageScanningConfiguration={"scanOnPush": False})
@@ -68,7 +61,7 @@ def test_existing_repository_is_brought_in_line(fake_creds: None) -> None:
 
 
 @mock_aws
-def test_kms_encryption(fake_creds: None) -> None:
+def test_kms_encryption(fake_aws: str) -> None:
     client = boto3.client("ecr", region_name=REGION)
     ecr.ensure_repository(client, "batchpipes/kms", kms_key="alias/bp")
     repo = client.describe_repositories(repositoryNames=["batchpipes/kms"])["repositories"][0]
@@ -102,14 +95,14 @@ def test_push_commands_keep_the_password_off_the_command_line(tmp_path: Path) ->
 
 
 @mock_aws
-def test_credentials_are_decoded(fake_creds: None) -> None:
+def test_credentials_are_decoded(fake_aws: str) -> None:
     creds = ecr.registry_credentials(boto3.client("ecr", region_name=REGION))
     assert creds.username == "AWS" and creds.password
     assert creds.registry == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 
 
 @mock_aws
-def test_present_tags_and_gpu_images_are_not_pushed(fake_creds: None, tmp_path: Path,
+def test_present_tags_and_gpu_images_are_not_pushed(fake_aws: str, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     present = _image(tmp_path, "present")
     gpu = _image(tmp_path, "gpu-only", local_build=False)

@@ -75,11 +75,7 @@ class Env:
 
 
 @pytest.fixture()
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def env(fake_aws: str) -> Iterator[Env]:
     with mock_aws(config={"batch": {"use_docker": False}}):  # no Docker here: jobs finish without running
         sess = boto3.session.Session(region_name=REGION)
         pgs = PlacementGroupsAPI(sess)

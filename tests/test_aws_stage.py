@@ -25,11 +25,7 @@ class Interrupted(Exception):
 
 
 @pytest.fixture()
-def sess(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def sess(fake_aws: str) -> Iterator[boto3.session.Session]:
     with mock_aws():
         s = boto3.session.Session(region_name=REGION)
         s.client("s3").create_bucket(Bucket="stage-bkt", CreateBucketConfiguration={"LocationConstraint": REGION})

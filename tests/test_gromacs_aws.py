@@ -25,12 +25,8 @@ ENTRYPOINT = REPO / "containers" / "gromacs" / "mnp_entrypoint.py"
 
 
 @pytest.fixture(autouse=True)
-def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+def _fake_aws_everywhere(fake_aws: str) -> None:
+    """Every test here runs with fake credentials (conftest ``fake_aws``)."""
 
 
 # -- the GPU path of the workflow, statically ------------------------------------------------------
