@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from functools import cache
@@ -11,7 +10,7 @@ from typing import Any
 
 import WDL
 
-from . import settings
+from . import files, settings
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -63,15 +62,8 @@ def workflow_for_inputs(inputs_path: Path) -> Workflow:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UserError(f"inputs file '{path}' not found")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"inputs file '{path}' is not valid JSON: line {exc.lineno} column {exc.colno}: "
-                        f"{exc.msg}") from exc
-    except UnicodeDecodeError as exc:
-        raise UserError(f"inputs file '{path}' is not text (UTF-8 JSON expected)") from exc
+    """An inputs JSON: an object of ``"workflow.input": value`` pairs."""
+    data = files.read_json(path, "inputs file")
     if not isinstance(data, dict):
         raise UserError(f"inputs file '{path}' must hold a JSON object of \"workflow.input\": value pairs")
     return data

@@ -6,6 +6,7 @@ The endpoint can be redirected (tests point it at ``moto_server`` on 127.0.0.1) 
 
 from __future__ import annotations
 
+import os
 import re
 from functools import cache
 from typing import Any
@@ -27,6 +28,8 @@ def known_regions() -> frozenset[str]:
 
 def session(region: str | None = None, profile: str | None = None) -> boto3.session.Session:
     """A session for ``region`` (or the configured default) that has credentials, or a UserError."""
+    # botocore reads AWS_DEFAULT_REGION; the newer AWS_REGION is honoured here too
+    region = region or os.environ.get("AWS_REGION") or None
     try:
         sess = boto3.session.Session(region_name=region, profile_name=profile)
     except botocore.exceptions.ProfileNotFound as exc:
@@ -62,6 +65,10 @@ def parse_queue_arn(arn: str) -> tuple[str, str, str]:
         raise UserError(f"malformed job queue ARN '{arn}': expected "
                         "arn:aws:batch:<region>:<12-digit account>:job-queue/<name>")
     return m[1], m[2], m[3]
+
+
+def error_code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def describe_error(exc: botocore.exceptions.ClientError) -> str:
