@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import WDL
-from batchpipes import check_cmd, containers, settings, workflows
+from batchpipes import containers, settings, workflows
 
 WDL_PATH = settings.WDL_DIR / "hevc.wdl"
 TASKS_PATH = settings.WDL_DIR / "tasks" / "hevc.wdl"
@@ -81,11 +81,6 @@ def encode_runtime(encoder: str, **inputs: Any) -> dict[str, Any]:
              "disk_gb": 120, "gpu_queue_arn": GPU_QUEUE, "cpu_queue_arn": CPU_QUEUE, **inputs}
     env = _eval_decls(list(task.inputs or []), given, {d.name for d in task.inputs or []})
     return {key: expr.eval(env, stdlib=STDLIB).value for key, expr in task.runtime.items()}
-
-
-def test_miniwdl_check_strict() -> None:
-    check_cmd.miniwdl_check(WDL_PATH)
-    check_cmd.miniwdl_check(TASKS_PATH)
 
 
 def test_gpu_encode_requests_one_gpu_and_the_pinned_image() -> None:

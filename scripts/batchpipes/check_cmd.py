@@ -40,11 +40,13 @@ def inputs_files() -> list[Path]:
     return sorted(settings.INPUTS_DIR.glob("*.json"))
 
 
-def validate_inputs_file(path: Path) -> None:
+def validate_inputs_file(path: Path) -> workflows.Workflow:
+    """Check an inputs JSON against its workflow (local files must exist; .aws. templates name s3:// URIs)."""
     flow = workflows.workflow_for_inputs(path)
     remote = ".aws." in path.name
     workflows.validate(flow, workflows.read_json(path), source=str(path.relative_to(settings.REPO_ROOT)),
                        base_dirs=[settings.REPO_ROOT], check_files=not remote)
+    return flow
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -52,9 +54,8 @@ def _check(args: argparse.Namespace) -> int:
         miniwdl_check(path)
         log.info("ok  miniwdl check --strict %s", path.relative_to(settings.REPO_ROOT))
     for path in inputs_files():
-        validate_inputs_file(path)
-        log.info("ok  %s matches %s", path.relative_to(settings.REPO_ROOT),
-                 workflows.workflow_for_inputs(path).path.relative_to(settings.REPO_ROOT))
+        flow = validate_inputs_file(path)
+        log.info("ok  %s matches %s", path.relative_to(settings.REPO_ROOT), flow.path.relative_to(settings.REPO_ROOT))
     problems = stale_pins()
     if problems:
         raise UserError("; ".join(problems))

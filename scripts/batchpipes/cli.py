@@ -12,6 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from botocore.exceptions import BotoCoreError
+
 from . import __version__
 from .errors import UserError
 
@@ -58,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         log.debug("failure", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BotoCoreError as exc:  # endpoint unreachable, credentials unusable, ...: not a traceback
+        log.debug("failure", exc_info=True)
+        print(f"error: cannot reach AWS: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
+
 Key = tuple[str, int, str, str]
 
 
@@ -49,10 +51,12 @@ def read_variants(path: Path, *, pass_only: bool = True,
                   regions: list[tuple[str, int, int]] | None = None) -> set[Key]:
     """Biallelic keys of the non-reference calls in ``path`` (multi-allelic records split)."""
     keys: set[Key] = set()
-    for line in _open(path):
+    for lineno, line in enumerate(_open(path), 1):
         if line.startswith("#"):
             continue
         f = line.rstrip("\n").split("\t")
+        if len(f) < 8 or not f[1].isdigit():
+            raise UserError(f"{path}:{lineno}: not a VCF record (8+ tab-separated fields, numeric POS)")
         chrom, pos, ref, alts, filt = f[0], int(f[1]), f[3], f[4], f[6]
         if pass_only and filt not in ("PASS", "."):
             continue
@@ -70,10 +74,12 @@ def read_variants(path: Path, *, pass_only: bool = True,
 
 def read_bed(path: Path) -> list[tuple[str, int, int]]:
     out = []
-    for line in path.read_text().splitlines():
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip() and not line.startswith(("#", "track", "browser")):
-            c, s, e = line.split("\t")[:3]
-            out.append((c, int(s), int(e)))
+            f = line.split("\t")
+            if len(f) < 3 or not (f[1].isdigit() and f[2].isdigit()):
+                raise UserError(f"{path}:{lineno}: not a BED line (chrom<TAB>start<TAB>end)")
+            out.append((f[0], int(f[1]), int(f[2])))
     return out
 
 
