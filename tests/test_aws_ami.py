@@ -59,16 +59,6 @@ def _build_instances(ec2) -> list[dict]:
     return [i for r in reservations["Reservations"] for i in r["Instances"]]
 
 
-def test_ssm_parameter_name_is_the_ecs_gpu_ami() -> None:
-    assert ami.SSM_GPU_AMI == "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
-
-
-def test_ssm_parameter_name_is_the_standard_ecs_ami_for_cpu() -> None:
-    # the AL2 format in the ECS developer guide: /aws/service/ecs/optimized-ami/amazon-linux-2/<version>
-    assert ami.SSM_CPU_AMI == "/aws/service/ecs/optimized-ami/amazon-linux-2/recommended/image_id"
-    assert ami.FLAVORS["cpu"].ssm_parameter == ami.SSM_CPU_AMI and ami.FLAVORS["gpu"].ssm_parameter == ami.SSM_GPU_AMI
-
-
 @mock_aws
 def test_base_image_from_ssm(fake_aws: str) -> None:
     ssm = boto3.client("ssm", region_name=REGION)

@@ -102,4 +102,11 @@ def test_price_file_override_and_bad_price_file(tmp_path: Path, expect_user_erro
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"prices": {"c5.xlarge": {"spot": 0.1}}}))
     assert "is not valid" in expect_user_error(cost.load_prices, bad)
-    assert "cannot be read" in expect_user_error(cost.load_prices, tmp_path / "absent.json")
+    absent = tmp_path / "absent.json"
+    assert expect_user_error(cost.load_prices, absent) == f"price file '{absent}' not found"
+    binary = tmp_path / "prices.xlsx"
+    binary.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb2\xff")
+    assert expect_user_error(cost.load_prices, binary) == f"price file '{binary}' is not text (UTF-8 JSON expected)"
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"prices": {"c5.xlarge": ')
+    assert expect_user_error(cost.load_prices, broken).startswith(f"price file '{broken}' is not valid JSON: line 1")

@@ -17,6 +17,7 @@ import pytest
 import WDL
 from batchpipes import cli, containers, settings, workflows
 from batchpipes.aws import cromwell
+from batchpipes.files import write_atomically
 
 CPU = "arn:aws:batch:eu-west-1:123456789012:job-queue/bp-cpu"
 GPU = "arn:aws:batch:eu-west-1:123456789012:job-queue/bp-gpu"
@@ -77,12 +78,12 @@ def test_render_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_check_bucket_against_moto(aws_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "aws.rendered.conf"
     rc, _, err = render(capsys, out, "--check-bucket")
-    assert rc == 2 and "S3 bucket 'bp-test-bucket' does not exist" in error_line(err)
+    assert rc == 2 and "bucket 'bp-test-bucket' does not exist or is not yours" in error_line(err)
     assert not out.exists()
     s3 = boto3.client("s3", region_name="us-west-2")
     s3.create_bucket(Bucket="bp-test-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     rc, _, err = render(capsys, out, "--check-bucket")
-    assert rc == 2 and "is in us-west-2 but the queues are in eu-west-1" in error_line(err)
+    assert rc == 2 and "bucket 'bp-test-bucket' is in us-west-2, not eu-west-1" in error_line(err)
     boto3.client("s3", region_name="eu-west-1").create_bucket(
         Bucket="bp-eu-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     rc, _, err = render(capsys, out, "--check-bucket", "--bucket", "bp-eu-bucket")
@@ -112,7 +113,7 @@ def test_cli_end_to_end_in_a_subprocess(aws_env: str, tmp_path: Path) -> None:
     missing = subprocess.run(exe + ["--bucket", "bp-missing"], capture_output=True, text=True, env=os.environ,
                              check=False)
     assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines()[-1].startswith("error: S3 bucket 'bp-missing' does not exist")
+    assert missing.stderr.strip().splitlines()[-1].startswith("error: bucket 'bp-missing' does not exist")
     region = subprocess.run(exe + ["--bucket", "bp-e2e", "--region", "us-east-1"], capture_output=True, text=True,
                             env=os.environ, check=False)
     assert region.returncode == 2 and "error: --region is us-east-1" in region.stderr
@@ -157,7 +158,7 @@ def test_imports_zip_is_reproducible(tmp_path: Path) -> None:
 
 def _rendered(tmp_path: Path) -> Path:
     path = tmp_path / "conf" / "aws.rendered.conf"
-    cromwell.write_atomically(path, cromwell.render_aws_conf("bp-test-bucket", CPU, GPU, db=str(tmp_path / "db")))
+    write_atomically(path, cromwell.render_aws_conf("bp-test-bucket", CPU, GPU, db=str(tmp_path / "db")).text)
     return path
 
 

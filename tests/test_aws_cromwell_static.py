@@ -22,7 +22,7 @@ WDL_FILES = sorted(settings.WDL_DIR.rglob("*.wdl"))
 
 
 def rendered(**kw: str) -> str:
-    return cromwell.render_aws_conf("bp-test-bucket", CPU, GPU, **kw)
+    return cromwell.render_aws_conf("bp-test-bucket", CPU, GPU, **kw).text
 
 
 # -- HOCON ----------------------------------------------------------------------------------------
@@ -102,6 +102,11 @@ def test_database_choices() -> None:
     assert pg.get("database.db.driver") == "org.postgresql.Driver"
     hsql = cromwell.parse_conf(rendered(db="/data/cromwell/cache"))
     assert hsql.get("database.db.url").startswith("jdbc:hsqldb:file:/data/cromwell/cache;shutdown=false;")
+    # what cromwell-config needs besides the text: the queues' region and the folder to create for HSQLDB
+    result = cromwell.render_aws_conf("bp-test-bucket", CPU, GPU, db="/data/cromwell/cache")
+    assert result.region == "eu-west-1" and result.hsqldb_path == Path("/data/cromwell/cache")
+    assert cromwell.render_aws_conf("bp-test-bucket", CPU, GPU).hsqldb_path == cromwell.DEFAULT_HSQLDB
+    assert cromwell.render_aws_conf("bp-test-bucket", CPU, GPU, db="jdbc:mysql://db/c").hsqldb_path is None
 
 
 # -- WDL runtime sections -------------------------------------------------------------------------

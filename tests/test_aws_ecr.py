@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from batchpipes import cli, containers
 from batchpipes.aws import ecr
 from batchpipes.aws.session import session
+from botocore.stub import Stubber
 from moto import mock_aws
 
 REGION = "eu-west-1"
@@ -57,7 +59,58 @@ def test_existing_repository_is_brought_in_line(fake_aws: str) -> None:
     repo = client.describe_repositories(repositoryNames=["batchpipes/snpeff"])["repositories"][0]
     assert repo["imageTagMutability"] == "IMMUTABLE"
     assert repo["imageScanningConfiguration"]["scanOnPush"] is True
-    assert "lifecyclePolicyText" in client.get_lifecycle_policy(repositoryName="batchpipes/snpeff")
+    policy = json.loads(client.get_lifecycle_policy(repositoryName="batchpipes/snpeff")["lifecyclePolicyText"])
+    assert policy == ecr.lifecycle_policy(ecr.KEEP_TAGGED)
+
+
+DENIED = "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: ecr:{action}"
+
+
+def _stubbed(expect: list[tuple[str, dict, dict | tuple[str, str]]]) -> tuple[object, Stubber]:
+    """An ECR client answering ``expect`` in order: (operation, expected params, response or (code, message))."""
+    client = boto3.client("ecr", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(client)
+    for op, params, answer in expect:
+        if isinstance(answer, tuple):
+            stubber.add_client_error(op, service_error_code=answer[0], service_message=answer[1],
+                                     http_status_code=400, expected_params=params)
+        else:
+            stubber.add_response(op, answer, params)
+    return client, stubber
+
+
+def test_access_denied_on_create_repository_is_one_line(expect_user_error) -> None:
+    name = "batchpipes/denied"
+    client, stubber = _stubbed([
+        ("describe_repositories", {"repositoryNames": [name]}, ("RepositoryNotFoundException", "no such repo")),
+        ("create_repository", {"repositoryName": name, "imageTagMutability": "IMMUTABLE",
+                               "imageScanningConfiguration": {"scanOnPush": True},
+                               "encryptionConfiguration": {"encryptionType": "AES256"}, "tags": ecr.REPO_TAGS},
+         ("AccessDeniedException", DENIED.format(action="CreateRepository"))),
+    ])
+    with stubber:
+        msg = expect_user_error(ecr.ensure_repository, client, name)
+    stubber.assert_no_pending_responses()
+    assert msg == (f"cannot create ECR repository {name}: AccessDeniedException: "
+                   + DENIED.format(action="CreateRepository"))
+
+
+def test_access_denied_on_lifecycle_policy_is_one_line(expect_user_error) -> None:
+    name = "batchpipes/nopolicy"
+    repo = {"repositoryName": name, "repositoryUri": f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{name}",
+            "imageTagMutability": "IMMUTABLE", "imageScanningConfiguration": {"scanOnPush": True}}
+    wanted = json.dumps(ecr.lifecycle_policy(), sort_keys=True)
+    client, stubber = _stubbed([
+        ("describe_repositories", {"repositoryNames": [name]}, {"repositories": [repo]}),
+        ("get_lifecycle_policy", {"repositoryName": name}, ("LifecyclePolicyNotFoundException", "no policy")),
+        ("put_lifecycle_policy", {"repositoryName": name, "lifecyclePolicyText": wanted},
+         ("AccessDeniedException", DENIED.format(action="PutLifecyclePolicy"))),
+    ])
+    with stubber:
+        msg = expect_user_error(ecr.ensure_repository, client, name)
+    stubber.assert_no_pending_responses()
+    assert msg == (f"cannot set the lifecycle policy of ECR repository {name}: AccessDeniedException: "
+                   + DENIED.format(action="PutLifecyclePolicy"))
 
 
 @mock_aws
@@ -160,6 +213,7 @@ def test_push_end_to_end_to_a_stand_in_registry(aws_env: str, podman_ready: None
     image = _image(tmp_path, "ecr-e2e")
     _delete_from_registry(image, registry)
     assert not containers.in_registry(image, registry)
+    auth_dirs_before = set(Path(tempfile.gettempdir()).glob("batchpipes-ecr-auth-*"))
     try:
         result = ecr.push_images(session(REGION), images={"ecr-e2e": image}, registry=registry)
         assert result.pushed == [f"{registry}/{image.pinned}"]
@@ -170,8 +224,7 @@ def test_push_end_to_end_to_a_stand_in_registry(aws_env: str, podman_ready: None
         repo = boto3.client("ecr", region_name=REGION).describe_repositories(
             repositoryNames=[image.repository])["repositories"][0]
         assert repo["imageTagMutability"] == "IMMUTABLE"
-        leftovers = [p for p in Path("/tmp").glob("batchpipes-ecr-auth-*") if p.stat().st_mtime > 0]
-        assert all(not (p / "auth.json").exists() for p in leftovers)
+        assert set(Path(tempfile.gettempdir()).glob("batchpipes-ecr-auth-*")) == auth_dirs_before
     finally:
         _delete_from_registry(image, registry)
         subprocess.run(["podman", "rmi", "-f", image.ref(None), f"{registry}/{image.pinned}"],

@@ -240,6 +240,8 @@ def test_compute_environments_queues_and_job_definitions(env: Env, tmp_path: Pat
 
     mnp_def = defs["bp-gromacs-mnp"]
     assert mnp_def["type"] == "multinode"
+    mnp_rule = mnp_def["retryStrategy"]["evaluateOnExit"][0]
+    assert mnp_rule["onStatusReason"] == "Host EC2*" and mnp_rule["action"].upper() == "RETRY"
     # moto's DescribeJobDefinitions leaves nodeProperties out; a job submitted with the definition carries
     # them back as registered.
     job = batch.submit_job(jobName="md", jobQueue=dep.queues["mnp"], jobDefinition=mnp_def["jobDefinitionArn"])
@@ -250,6 +252,28 @@ def test_compute_environments_queues_and_job_definitions(env: Env, tmp_path: Pat
     assert container["image"].endswith(f"/batchpipes/gromacs:{images['gromacs'].tag}")
     assert container["jobRoleArn"] == dep.roles["job_role_arn"]
     assert {"type": "VCPU", "value": "72"} in container["resourceRequirements"]
+
+
+def test_every_job_definition_retries_spot_reclaims_only() -> None:
+    spec = infra.Spec("bp", ["bp-bucket"], ["subnet-1"], ["sg-1"])
+    defs = {d["jobDefinitionName"]: d
+            for d in infra.job_definitions(spec, "123456789012", REGION, "arn:aws:iam::123456789012:role/j")}
+    assert {"bp-gpu-encode", "bp-gromacs-mnp", "bp-genomics"} <= set(defs)
+    for name, d in defs.items():
+        assert d["retryStrategy"]["evaluateOnExit"] == [{"onStatusReason": "Host EC2*", "action": "RETRY"},
+                                                        {"onReason": "*", "action": "EXIT"}], name
+        assert d["retryStrategy"]["attempts"] >= 2, name
+
+
+def test_job_definition_images_use_the_regions_ecr_host() -> None:
+    spec = infra.Spec("bp", ["bp-bucket"], ["subnet-1"], ["sg-1"])
+    gromacs = containers.get("gromacs")
+    china = {d["jobDefinitionName"]: d for d in infra.job_definitions(
+        spec, "123456789012", "cn-north-1", "arn:aws-cn:iam::123456789012:role/j")}
+    node = china["bp-gromacs-mnp"]["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    assert node["image"] == f"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/{gromacs.pinned}"
+    assert china["bp-genomics"]["containerProperties"]["image"] == \
+        f"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/batchpipes/genomics:{containers.get('genomics').tag}"
 
 
 def test_teardown_leaves_nothing(env: Env, tmp_path: Path) -> None:

@@ -18,8 +18,11 @@ from typing import Any
 
 import boto3
 import pytest
+from batchpipes import cli as batchpipes_cli
 from batchpipes.aws import jobs
+from batchpipes.aws.cost import load_prices
 from botocore.stub import Stubber
+from moto import mock_aws
 
 QUEUE = "arn:aws:batch:eu-west-1:123456789012:job-queue/bp-cpu"
 JD = "arn:aws:batch:eu-west-1:123456789012:job-definition/bp-genomics:1"
@@ -55,9 +58,46 @@ def test_plan_is_ordered_by_dependencies(tmp_path: Path) -> None:
     ([{"name": "a", "queue": "q", "definition": "d", "cmd": []}], "unknown field(s) cmd"),
     ([{"name": "a", "queue": "q"}], "needs a string 'definition'"),
     ([], "at least one job"),
+    ([{"name": "a", "queue": "q", "definition": "d"}, {"name": "b", "queue": "q", "definition": "d",
+                                                       "depends_on": "a"}],
+     "job 'b': depends_on must be a list of strings"),
+    ([{"name": "a", "queue": "q", "definition": "d", "depends_on": ["b", 3]}],
+     "job 'a': depends_on must be a list of strings"),
+    ([{"name": "a", "queue": "q", "definition": "d", "command": "echo hi"}],
+     "job 'a': command must be a list of strings"),
+    ([{"name": "a", "queue": "q", "definition": "d", "environment": ["K=V"]}],
+     "job 'a': environment must be an object of strings"),
+    ([{"name": "a", "queue": "q", "definition": "d", "environment": {"THREADS": 4}}],
+     "job 'a': environment must be an object of strings"),
+    ([{"name": "a", "queue": "q", "definition": "d", "vcpus": 0}], "job 'a': vcpus must be a positive integer"),
+    ([{"name": "a", "queue": "q", "definition": "d", "memory_mib": "7500"}],
+     "job 'a': memory_mib must be a positive integer"),
+    ([{"name": "a", "queue": "q", "definition": "d", "gpus": True}], "job 'a': gpus must be a positive integer"),
+    ([{"name": "a", "queue": "q", "definition": "d", "vcpus": 2.5}], "job 'a': vcpus must be a positive integer"),
 ])
 def test_bad_plans_are_one_line_errors(tmp_path: Path, expect_user_error, jobs_: list, fragment: str) -> None:
     assert fragment in expect_user_error(jobs.load_plan, plan_file(tmp_path, jobs_))
+
+
+def test_plan_with_strings_and_numbers_of_the_right_types(tmp_path: Path) -> None:
+    (only,) = jobs.load_plan(plan_file(tmp_path, [
+        {"name": "a", "queue": "q", "definition": "d", "environment": {"SAMPLE": "S1"}, "memory_mib": 7500,
+         "gpus": 1, "depends_on": []}]))
+    assert only.submit_args({})["containerOverrides"] == {
+        "environment": [{"name": "SAMPLE", "value": "S1"}],
+        "resourceRequirements": [{"type": "MEMORY", "value": "7500"}, {"type": "GPU", "value": "1"}]}
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"\xff\xfe\x00binary", "plan file '{path}' is not text"),
+    (b'{"jobs": [', "plan file '{path}' is not valid JSON: line 1"),
+    (b'[{"name": "a"}]', "plan file '{path}' must hold a JSON object"),
+])
+def test_unreadable_plan_files(tmp_path: Path, expect_user_error, content: bytes, fragment: str) -> None:
+    path = tmp_path / "plan.json"
+    path.write_bytes(content)
+    assert fragment.format(path=path) in expect_user_error(jobs.load_plan, path)
+    assert "not found" in expect_user_error(jobs.load_plan, tmp_path / "absent.json")
 
 
 def job(jid: str, name: str, status: str, reason: str = "", deps: list[str] | None = None,
@@ -157,10 +197,15 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def minimal_batch(endpoint: str) -> str:
-    """An UNMANAGED compute environment, a queue and a job definition in moto; jobs finish without Docker."""
+    """An UNMANAGED compute environment, a queue and a job definition in moto_server; jobs finish without Docker."""
     req = urllib.request.Request(f"{endpoint}/moto-api/config", method="POST",
                                  data=json.dumps({"batch": {"use_docker": False}}).encode())
     urllib.request.urlopen(req)
+    return batch_setup()
+
+
+def batch_setup() -> str:
+    """The compute environment, queue (its ARN is returned) and job definition, in whichever moto is active."""
     iam = boto3.client("iam")
     role = iam.create_role(RoleName="svc", AssumeRolePolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"},
@@ -198,7 +243,72 @@ def test_cli_submit_watch_status_cost_end_to_end(aws_env: str, tmp_path: Path) -
 
     cost = cli("aws", "cost", *ids.values(), "--instance-type", "c5.xlarge", "--market", "on_demand")
     assert cost.returncode == 0, cost.stderr
-    assert "c5.xlarge" in cost.stdout and cost.stdout.splitlines()[-2].startswith("total")
+    check_cost_report(cost.stdout, list(ids.values()), "c5.xlarge")
+
+
+def check_cost_report(stdout: str, job_ids: list[str], instance_type: str) -> float:
+    """Every job's USD (and the total) equals sum(stoppedAt - startedAt) / 3.6e6 x the table's hourly price,
+    computed here from DescribeJobs; returns the total."""
+    hourly = load_prices().hourly(instance_type, "on_demand")
+    described = {j["jobId"]: j for j in boto3.client("batch").describe_jobs(jobs=job_ids)["jobs"]}
+    rows = {cols[1]: cols for cols in (line.split() for line in stdout.splitlines())
+            if len(cols) > 1 and cols[1] in described}
+    total = 0.0
+    for jid in job_ids:
+        job_ = described[jid]
+        usd = (job_["stoppedAt"] - job_["startedAt"]) / 3.6e6 * hourly
+        total += usd
+        name, _, status, _, itype, market, shown = rows[jid][:7]
+        assert (name, status, itype, market) == (job_["jobName"], job_["status"], instance_type, "on_demand")
+        assert float(shown) == pytest.approx(usd, abs=0.5e-4 + 1e-12), (jid, shown, usd)
+    (total_line,) = [line for line in stdout.splitlines() if line.startswith("total ")]
+    assert float(total_line.split()[-1]) == pytest.approx(total, abs=0.5e-4 + 1e-12), (total_line, total)
+    return total
+
+
+@mock_aws(config={"batch": {"use_docker": False}})
+def test_cost_of_jobs_that_ran_for_a_second(fake_aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """moto_server's jobs take 0 ms; here moto's switch makes each job run 1 s (then fail), so the cost is not 0."""
+    monkeypatch.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "1")
+    queue = batch_setup()
+    record = tmp_path / "run.json"
+    plan = plan_file(tmp_path, [{"name": "one", "queue": queue, "definition": "bp-tool"},
+                                {"name": "two", "queue": queue, "definition": "bp-tool"}])
+    assert batchpipes_cli.main(["aws", "submit", str(plan), "--record", str(record)]) == 0
+    ids = list(json.loads(record.read_text()).values())
+    capsys.readouterr()
+    assert batchpipes_cli.main(["aws", "cost", *ids, "--instance-type", "g4dn.12xlarge",
+                                "--market", "on_demand"]) == 0
+    total = check_cost_report(capsys.readouterr().out, ids, "g4dn.12xlarge")
+    assert total == pytest.approx(2 / 3600 * 3.912, rel=0.2), "two jobs of about 1 s each"
+
+
+def count_jobs(queue: str) -> int:
+    batch = boto3.client("batch")
+    return sum(len(batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"])
+               for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"))
+
+
+def test_cli_submit_checks_options_before_submitting(aws_env: str, tmp_path: Path) -> None:
+    queue = minimal_batch(aws_env)
+    plan = plan_file(tmp_path, [{"name": "first", "queue": queue, "definition": "bp-tool"},
+                                {"name": "second", "queue": queue, "definition": "bp-tool", "depends_on": ["first"]}])
+    for args, message in [
+        (["--watch", "--poll", "0"], "error: --poll must be a positive number of seconds, not 0"),
+        (["--watch", "--poll", "10", "--max-poll", "5"], "error: --max-poll (5) must be at least --poll (10)"),
+        (["--record", str(tmp_path / "missing" / "run.json")],
+         f"error: --record '{tmp_path / 'missing' / 'run.json'}': folder '{tmp_path / 'missing'}' does not exist"),
+        (["--record", str(tmp_path)], f"error: --record '{tmp_path}' is a folder"),
+    ]:
+        r = cli("aws", "submit", str(plan), *args)
+        assert r.returncode == 2 and r.stderr.startswith(message) and r.stderr.count("\n") == 1, r.stderr
+        assert "submitted" not in r.stdout and count_jobs(queue) == 0, args
+    record = tmp_path / "run.json"
+    ok = cli("aws", "submit", str(plan), "--record", str(record))
+    assert ok.returncode == 0, ok.stderr
+    assert count_jobs(queue) == 2 and set(json.loads(record.read_text())) == {"first", "second"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import botocore.exceptions
 import pytest
 from batchpipes import settings, workflows
 from batchpipes.aws import stage
@@ -93,6 +94,26 @@ def test_rerun_skips_unchanged_files(sess: boto3.session.Session, workspace: Pat
     assert [e.action for e in again.entries] == ["skipped"] * 4
     assert parts == []
     assert [p["Key"] for p in puts] == ["inputs/genomics/manifest.json"]  # only the manifest is rewritten
+
+
+def test_one_s3_client_per_stage(sess: boto3.session.Session, workspace: Path) -> None:
+    created: list[str] = []
+    sess.events.register("creating-client-class.s3", lambda **kw: created.append("s3"))
+    run_stage(sess, workspace)
+    assert created == ["s3"]
+
+
+def test_refused_manifest_upload_is_one_line_error(sess: boto3.session.Session, workspace: Path,
+                                                   expect_user_error) -> None:
+    def deny_manifest(params: dict, **kw: object) -> None:
+        if params["Key"].endswith("manifest.json"):
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject")
+
+    sess.events.register("provide-client-params.s3.PutObject", deny_manifest)
+    msg = expect_user_error(run_stage, sess, workspace)
+    assert msg == "staging to s3://stage-bkt/inputs/genomics failed: AccessDenied: Access Denied: re-run to resume"
+    assert not (workspace / "out.json").exists(), "no inputs JSON pointing at an unfinished staging"
 
 
 def test_interrupted_upload_resumes_only_missing_parts(sess: boto3.session.Session, workspace: Path) -> None:

@@ -15,7 +15,6 @@ import pytest
 import WDL
 from batchpipes import cli, containers, mnp, settings
 from batchpipes.errors import UserError
-from botocore.exceptions import ParamValidationError
 from botocore.validate import ParamValidator
 from moto import mock_aws
 
@@ -160,12 +159,17 @@ def test_job_definition_rejects_a_misspelt_field() -> None:
     assert ParamValidator().validate(kwargs, shape).has_errors()
 
 
-@pytest.mark.parametrize("bad", [dict(num_nodes=1), dict(vcpus=0), dict(timeout_seconds=10)])
-def test_job_definition_bad_sizes(bad: dict[str, int], expect_user_error) -> None:
+@pytest.mark.parametrize("bad, fragment", [
+    (dict(num_nodes=1), "a multi-node job needs at least 2 nodes, not 1"),
+    (dict(vcpus=0), "each node needs at least 1 vCPU and 512 MiB, not 0 vCPU / 2048 MiB"),
+    (dict(memory_mib=256), "each node needs at least 1 vCPU and 512 MiB, not 2 vCPU / 256 MiB"),
+    (dict(gpus_per_node=-1), "gpus_per_node must be 0 or more, not -1"),
+    (dict(timeout_seconds=10), "timeout_seconds must be at least 60 (AWS Batch's minimum), not 10"),
+])
+def test_job_definition_bad_sizes(bad: dict[str, int], fragment: str, expect_user_error) -> None:
     args: dict[str, Any] = dict(name="d", image="img", num_nodes=2, vcpus=2, memory_mib=2048)
     args.update(bad)
-    message = expect_user_error(mnp.job_definition, **args)
-    assert any(word in message for word in ("nodes", "vCPU", "timeout"))
+    assert fragment in expect_user_error(mnp.job_definition, **args)
 
 
 def batch_queue(batch: Any, iam: Any) -> str:
@@ -246,6 +250,10 @@ def test_cli_mnp_submit_bad_uri_and_no_credentials(monkeypatch: pytest.MonkeyPat
     assert cli.main(base + ["--input-uri", "s3://bucket/in/", "--output-uri", "s3://bucket/out/"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no AWS credentials found") and "\n" not in err
+    uris = ["--input-uri", "s3://bucket/in/", "--output-uri", "s3://bucket/out/"]
+    assert cli.main(base + uris + ["--profile", "nope"]) == 2  # the shared session: --profile is honoured
+    assert capsys.readouterr().err.strip() == ("error: AWS profile 'nope' not found: check ~/.aws/config or "
+                                               "drop --profile")
 
 
 def test_cli_mnp_definition_prints_valid_kwargs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -302,10 +310,3 @@ def test_entrypoint_needs_batch_variables(monkeypatch: pytest.MonkeyPatch,
     assert capsys.readouterr().err.strip() == (
         "ERROR: AWS_BATCH_JOB_NUM_NODES is not set: run this entrypoint as an AWS Batch multi-node job "
         "(or set the AWS_BATCH_JOB_* variables yourself)")
-
-
-def test_param_validator_is_strict() -> None:
-    """Guard for the tests above: botocore's validator does reject a wrong type here."""
-    client = boto3.client("batch", region_name=REGION)
-    with pytest.raises(ParamValidationError):
-        client.register_job_definition(jobDefinitionName="x", type="multinode", nodeProperties={"numNodes": "2"})

@@ -42,9 +42,10 @@ def inputs_files() -> list[Path]:
 
 def validate_inputs_file(path: Path) -> workflows.Workflow:
     """Check an inputs JSON against its workflow (local files must exist; .aws. templates name s3:// URIs)."""
-    flow = workflows.workflow_for_inputs(path)
+    data = workflows.read_json(path)
+    flow = workflows.workflow_for_inputs(path, data)
     remote = ".aws." in path.name
-    workflows.validate(flow, workflows.read_json(path), source=str(path.relative_to(settings.REPO_ROOT)),
+    workflows.validate(flow, data, source=str(path.relative_to(settings.REPO_ROOT)),
                        base_dirs=[settings.REPO_ROOT], check_files=not remote)
     return flow
 

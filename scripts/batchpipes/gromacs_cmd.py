@@ -1,7 +1,7 @@
 """``batchpipes gromacs``: GROMACS jobs that Cromwell cannot run, i.e. AWS Batch multi-node jobs.
 
 ``mnp-definition`` prints the job definition (no AWS call); ``mnp-submit`` registers it, submits one
-job and waits for it (boto3; credentials and region from the usual AWS environment).
+job and waits for it (boto3; --region/--profile, else the usual AWS environment).
 """
 
 from __future__ import annotations
@@ -12,7 +12,11 @@ import logging
 import re
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from . import mnp
+from .aws import session
+from .aws_cmd import add_common
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -34,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--job-queue", required=True, help="AWS Batch job queue (name or ARN) on EC2 instances in "
                    "one cluster placement group")
     s.add_argument("--job-name", default="gromacs-mnp", help="job name (default: gromacs-mnp)")
-    s.add_argument("--region", help="AWS region (default: from the AWS environment)")
+    add_common(s)
     s.add_argument("--poll-seconds", type=float, default=15.0, help="longest wait between status polls")
     s.add_argument("--wait-seconds", type=float, default=7 * 86400.0,
                    help="stop waiting after this long (the job keeps running)")
@@ -78,27 +82,15 @@ def _definition(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-
     kwargs = definition_from_args(args)
-    if boto3.Session().get_credentials() is None:
-        raise UserError("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-                        "or run on an instance with a role")
+    batch = session.client(session.session(args.region, args.profile), "batch")
     try:
-        batch = boto3.client("batch", region_name=args.region) if args.region else boto3.client("batch")
         registered = batch.register_job_definition(**kwargs)
         log.info("registered job definition %s", registered["jobDefinitionArn"])
         job = mnp.submit_and_wait(batch, args.job_name, args.job_queue, registered["jobDefinitionArn"],
                                   poll_seconds=args.poll_seconds, timeout_seconds=args.wait_seconds)
-    except NoCredentialsError:
-        raise UserError("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-                        "or run on an instance with a role") from None
-    except NoRegionError:
-        raise UserError("no AWS region configured: pass --region or set AWS_DEFAULT_REGION") from None
     except ClientError as exc:
-        err = exc.response.get("Error", {})
-        raise UserError(f"AWS Batch refused {exc.operation_name}: {err.get('Code')}: {err.get('Message')}") from None
+        raise UserError(f"AWS Batch refused {exc.operation_name}: {session.describe_error(exc)}") from None
     except BotoCoreError as exc:
         raise UserError(f"AWS call failed: {exc}") from None
     print(json.dumps({"jobId": job["jobId"], "jobName": job.get("jobName"), "status": job["status"],

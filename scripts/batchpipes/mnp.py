@@ -9,9 +9,9 @@ Every node runs the image's ``mnp-entrypoint``, which does the main/child rendez
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
+from .aws import jobs
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,6 @@ DEFAULT_COMMAND = ["mnp-entrypoint", "--", "gmx_mpi", "mdrun", "-s", "topol.tpr"
 SPOT_RECLAIM_REASON = "Host EC2*"
 RENDEZVOUS_PORT = 2223
 SSH_PORT = 2222
-TERMINAL = ("SUCCEEDED", "FAILED")
 
 
 def job_definition(
@@ -97,14 +96,6 @@ def job_definition(
     }
 
 
-def _status(batch_client: Any, job_id: str) -> dict[str, Any]:
-    jobs = batch_client.describe_jobs(jobs=[job_id]).get("jobs", [])
-    if not jobs:
-        raise UserError(f"AWS Batch does not know job {job_id}: check the region and the job queue")
-    job: dict[str, Any] = jobs[0]
-    return job
-
-
 def submit_and_wait(
     batch_client: Any,
     job_name: str,
@@ -113,36 +104,25 @@ def submit_and_wait(
     poll_seconds: float = 15,
     timeout_seconds: float = 7 * 86400,
 ) -> dict[str, Any]:
-    """Submit a job and poll DescribeJobs (backing off up to ``poll_seconds``) until it ends.
+    """Submit a job and wait for it with :class:`batchpipes.aws.jobs.Watcher` (DescribeJobs with jittered
+    backoff from 1 s up to ``poll_seconds``; status changes are logged).
 
     Returns the final job description on SUCCEEDED; raises UserError with AWS Batch's status reason
     on FAILED, and when ``timeout_seconds`` pass first (the job is left running: its id is named).
+    Spot reclaims are retried by the job definition's retry strategy, not resubmitted here.
     """
     submitted = batch_client.submit_job(jobName=job_name, jobQueue=job_queue, jobDefinition=job_definition)
-    job_id = submitted["jobId"]
+    job_id = str(submitted["jobId"])
     log.info("submitted %s as AWS Batch job %s", job_name, job_id)
-    deadline = time.monotonic() + timeout_seconds
-    delay = min(1.0, poll_seconds)
-    last_status = ""
-    while True:
-        job = _status(batch_client, job_id)
-        status = job.get("status", "")
-        if status != last_status:
-            log.info("job %s: %s", job_id, status)
-            last_status = status
-        if status == "SUCCEEDED":
-            return job
-        if status == "FAILED":
-            reason = job.get("statusReason") or "no status reason given"
-            attempts = job.get("attempts") or []
-            exit_code = next((a.get("container", {}).get("exitCode") for a in reversed(attempts)
-                              if a.get("container", {}).get("exitCode") is not None), None)
-            detail = f", exit code {exit_code}" if exit_code is not None else ""
-            raise UserError(f"AWS Batch job {job_name} ({job_id}) FAILED: {reason}{detail}: see its CloudWatch "
-                            "log stream /aws/batch/job for the node's ERROR line")
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise UserError(f"AWS Batch job {job_name} ({job_id}) still {status} after {timeout_seconds:g} s: "
-                            f"it keeps running; follow it with 'aws batch describe-jobs --jobs {job_id}'")
-        time.sleep(min(delay, left))
-        delay = min(delay * 2, poll_seconds)
+    watcher = jobs.Watcher(batch_client, max_spot_retries=0, base_delay=min(1.0, poll_seconds),
+                           max_delay=poll_seconds, timeout=timeout_seconds, report=log.info)
+    job = watcher.watch([job_id]).jobs[job_id]
+    if job.get("status") == "SUCCEEDED":
+        return job
+    reason = job.get("statusReason") or "no status reason given"
+    attempts = job.get("attempts") or []
+    exit_code = next((a.get("container", {}).get("exitCode") for a in reversed(attempts)
+                      if a.get("container", {}).get("exitCode") is not None), None)
+    detail = f", exit code {exit_code}" if exit_code is not None else ""
+    raise UserError(f"AWS Batch job {job_name} ({job_id}) FAILED: {reason}{detail}: see its CloudWatch "
+                    "log stream /aws/batch/job for the node's ERROR line")

@@ -47,11 +47,12 @@ def load(path: Path) -> WDL.Document:
         raise UserError(f"{path}: WDL does not type-check: {exc}") from exc
 
 
-def workflow_for_inputs(inputs_path: Path) -> Workflow:
+def workflow_for_inputs(inputs_path: Path, data: dict[str, Any] | None = None) -> Workflow:
     """The workflow an inputs JSON is for: from its keys (``genomics.fastq_r1``), else its file name
-    (``inputs/genomics.local.json`` belongs to ``wdl/genomics.wdl``)."""
+    (``inputs/genomics.local.json`` belongs to ``wdl/genomics.wdl``). ``data``: the file, already read."""
     flows = known()
-    prefixes = {key.split(".")[0] for key in read_json(inputs_path) if "." in key and not key.startswith("#")}
+    keys = read_json(inputs_path) if data is None else data
+    prefixes = {key.split(".")[0] for key in keys if "." in key and not key.startswith("#")}
     if len(prefixes) == 1 and (name := prefixes.pop()) in flows:
         return flows[name]
     name = inputs_path.name.split(".")[0]

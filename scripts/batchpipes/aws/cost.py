@@ -20,6 +20,7 @@ from typing import Any
 
 import botocore.exceptions
 
+from .. import files
 from ..errors import UserError
 from .jobs import describe
 
@@ -47,18 +48,17 @@ class Prices:
 
 
 def load_prices(path: Path | None = None) -> Prices:
+    if path is None:
+        data = json.loads(resources.files("batchpipes.aws").joinpath("prices.json").read_text())
+    else:
+        data = files.read_json(path, "price file")
     try:
-        text = path.read_text() if path else resources.files("batchpipes.aws").joinpath("prices.json").read_text()
-    except OSError as exc:
-        raise UserError(f"price file '{path}' cannot be read: {exc.strerror}") from exc
-    try:
-        data = json.loads(text)
         table = {k: {m: float(v) for m, v in entry.items() if m in MARKETS} for k, entry in data["prices"].items()}
         if any("on_demand" not in e for e in table.values()):
             raise KeyError("on_demand")
         return Prices(table, float(data.get("spot_fraction", 0.35)), str(data.get("source", path)),
                       str(data.get("date", "?")), str(data.get("region", "?")))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UserError(f"price file '{path}' is not valid: expected {{\"prices\": {{\"c5.xlarge\": "
                         f"{{\"on_demand\": 0.17, \"spot\": 0.06}}}}}} ({exc})") from exc
 

@@ -15,7 +15,6 @@ release 92):
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -32,6 +31,7 @@ from pyhocon.exceptions import ConfigException
 
 from .. import containers, settings, workflows
 from ..errors import UserError
+from ..files import read_json_object
 from ..images_cmd import PIN_RE
 from .session import known_regions, parse_queue_arn
 
@@ -137,13 +137,18 @@ def check_queues(cpu_arn: str, gpu_arn: str, region: str | None) -> str:
     return cpu_region
 
 
-def database_block(db: str | None) -> str:
-    """The HOCON ``database {}`` block for ``--db``: a file path (HSQLDB) or a MySQL/PostgreSQL URL."""
-    if db is None or not db.startswith("jdbc:"):
-        path = Path(db).expanduser().resolve() if db else DEFAULT_HSQLDB
-        if any(c in str(path) for c in ';"\\\n'):
-            raise UserError(f"--db path '{path}' contains ; \" or \\: choose a plain directory path")
-        return _hsqldb_block(path)
+def hsqldb_path(db: str | None) -> Path | None:
+    """The HSQLDB file path prefix ``--db`` names (the default when absent); None for a jdbc: URL."""
+    if db is not None and db.startswith("jdbc:"):
+        return None
+    path = Path(db).expanduser().resolve() if db else DEFAULT_HSQLDB
+    if any(c in str(path) for c in ';"\\\n'):
+        raise UserError(f"--db path '{path}' contains ; \" or \\: choose a plain directory path")
+    return path
+
+
+def jdbc_database_block(db: str) -> str:
+    """The HOCON ``database {}`` block for a ``--db`` MySQL/PostgreSQL URL."""
     if re.search(r"[?&;]password=", db, re.IGNORECASE):
         raise UserError("--db URL carries a password: remove it and export CROMWELL_DB_PASSWORD instead")
     kinds = {
@@ -170,12 +175,6 @@ def database_block(db: str | None) -> str:
     raise UserError(f"--db '{db}' is neither a file path (HSQLDB) nor a jdbc:mysql:// or jdbc:postgresql:// URL")
 
 
-def _hsqldb_block(path: Path) -> str:
-    template = TEMPLATE.read_text()
-    block = _database_section(template)
-    return block.replace("{{HSQLDB_PATH}}", str(path))
-
-
 def _database_section(text: str) -> str:
     m = re.search(r"^# BEGIN database.*?\n(.*?)^# END database", text, re.S | re.M)
     if m is None:
@@ -198,14 +197,29 @@ class AwsSettings:
         return parse_queue_arn(self.cpu_queue_arn)[1]
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered aws.conf and what the command needs besides the text."""
+
+    text: str
+    region: str
+    hsqldb_path: Path | None  # None for a MySQL/PostgreSQL database
+
+
 def render_aws_conf(bucket: str, cpu_queue_arn: str, gpu_queue_arn: str, *, region: str | None = None,
-                    db: str | None = None, template: Path = TEMPLATE) -> str:
+                    db: str | None = None) -> Rendered:
     """The template with every placeholder filled; raises UserError on bad input."""
     check_bucket_name(bucket)
     region = check_queues(cpu_queue_arn, gpu_queue_arn, region)
-    text = template.read_text()
+    text = TEMPLATE.read_text()
     section = _database_section(text)
-    text = text.replace(section, database_block(db), 1)
+    db_path = hsqldb_path(db)
+    if db_path is not None:  # the template's own HSQLDB block, filled in
+        block = section.replace("{{HSQLDB_PATH}}", str(db_path))
+    else:
+        assert db is not None
+        block = jdbc_database_block(db)
+    text = text.replace(section, block, 1)
     values = {"REGION": region, "BUCKET": bucket, "CPU_QUEUE_ARN": cpu_queue_arn, "GPU_QUEUE_ARN": gpu_queue_arn}
     text = _PLACEHOLDER_RE.sub(lambda m: values.get(m[1], m[0]), text)
     # the header comment documents the placeholders; drop it from the rendered file
@@ -215,18 +229,11 @@ def render_aws_conf(bucket: str, cpu_queue_arn: str, gpu_queue_arn: str, *, regi
     rendered = header + body
     left = _PLACEHOLDER_RE.findall(rendered)
     if left:
-        raise UserError(f"{template}: unknown placeholder(s) {', '.join(sorted(set(left)))} left after rendering")
+        raise UserError(f"{TEMPLATE}: unknown placeholder(s) {', '.join(sorted(set(left)))} left after rendering")
     problems = check_aws_config(parse_conf(rendered))
     if problems:
         raise UserError(f"rendered configuration is not valid: {'; '.join(problems)}")
-    return rendered
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    return Rendered(rendered, region, db_path)
 
 
 # -- reading and checking configurations ----------------------------------------------------------
@@ -601,11 +608,5 @@ def _shown(path: Path) -> str:
 
 
 def read_options(path: Path) -> None:
-    if not path.is_file():
-        raise UserError(f"workflow options file '{path}' not found")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"workflow options file '{path}' is not valid JSON: line {exc.lineno}: {exc.msg}") from exc
-    if not isinstance(data, dict):
-        raise UserError(f"workflow options file '{path}' must hold a JSON object")
+    """Check that a workflow options file holds a JSON object (Cromwell reads it itself)."""
+    read_json_object(path, "workflow options file")

@@ -9,13 +9,13 @@ import os
 import shlex
 from pathlib import Path
 
-import botocore.exceptions
-
 from .. import settings, workflows
 from ..aws_cmd import add_common
 from ..errors import UserError
+from ..files import write_atomically
 from . import cromwell
-from .session import client, describe_error, session
+from .buckets import check_bucket
+from .session import client, session
 
 log = logging.getLogger(__name__)
 
@@ -60,39 +60,16 @@ def register(asub: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace) -> int:
-    text = cromwell.render_aws_conf(args.bucket, args.cpu_queue_arn, args.gpu_queue_arn,
-                                    region=args.region, db=args.db)
-    region = cromwell.check_queues(args.cpu_queue_arn, args.gpu_queue_arn, args.region)
+    rendered = cromwell.render_aws_conf(args.bucket, args.cpu_queue_arn, args.gpu_queue_arn,
+                                        region=args.region, db=args.db)
     if args.check_bucket:
-        check_bucket(args.bucket, region, args.profile)
-    if args.db is None or not args.db.startswith("jdbc:"):
-        db_path = Path(args.db).expanduser().resolve() if args.db else cromwell.DEFAULT_HSQLDB
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-    cromwell.write_atomically(args.output, text)
-    log.info("wrote %s (region %s, bucket %s)", args.output, region, args.bucket)
+        check_bucket(client(session(rendered.region, args.profile), "s3"), args.bucket, region=rendered.region)
+    if rendered.hsqldb_path is not None:
+        rendered.hsqldb_path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(args.output, rendered.text)
+    log.info("wrote %s (region %s, bucket %s)", args.output, rendered.region, args.bucket)
     print(args.output)
     return 0
-
-
-def check_bucket(bucket: str, region: str, profile: str | None) -> None:
-    """The bucket exists, we may read it, and it is in ``region``; else a UserError."""
-    sess = session(region, profile)
-    s3 = client(sess, "s3")
-    try:
-        location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("NoSuchBucket", "404"):
-            raise UserError(f"S3 bucket '{bucket}' does not exist: create it (batchpipes aws infra) "
-                            "or fix --bucket") from exc
-        raise UserError(f"cannot read S3 bucket '{bucket}': {describe_error(exc)}") from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise UserError(f"cannot reach S3 to check bucket '{bucket}': {exc}") from exc
-    if location == "EU":
-        location = "eu-west-1"
-    if location != region:
-        raise UserError(f"S3 bucket '{bucket}' is in {location} but the queues are in {region}: "
-                        "use a bucket of the queues' region")
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -114,7 +91,7 @@ def _command(args: argparse.Namespace) -> int:
     out_dir = args.out_dir or args.config.resolve().parent
     zip_path = cromwell.build_imports_zip(flow.path, out_dir / f"{flow.name}.imports.zip")
     inputs_out = out_dir / f"{flow.name}.inputs.json"
-    cromwell.write_atomically(inputs_out, json.dumps(validated, indent=2) + "\n")
+    write_atomically(inputs_out, json.dumps(validated, indent=2) + "\n")
     log.info("wrote %s and %s", zip_path, inputs_out)
     if aws_mode:
         log.info("images are read from ECR: push them first with 'batchpipes aws ecr-push'")

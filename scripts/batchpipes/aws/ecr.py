@@ -25,7 +25,7 @@ from .. import containers, settings
 from ..errors import UserError
 from ..proc import run
 from .cromwell import ecr_registry
-from .session import account_id, client, describe_error
+from .session import account_id, client, describe_error, error_code
 
 log = logging.getLogger(__name__)
 
@@ -61,31 +61,43 @@ def lifecycle_policy(keep: int = KEEP_TAGGED, untagged_days: int = UNTAGGED_DAYS
 
 
 def ensure_repository(ecr: Any, name: str, *, keep: int = KEEP_TAGGED, kms_key: str | None = None) -> str:
-    """Create ``name`` if absent (or bring its settings in line); return its URI."""
+    """Create ``name`` if absent (or bring its settings in line); return its URI.
+
+    Every ECR refusal (e.g. AccessDenied) is a one-line UserError naming the repository and the step.
+    """
     try:
-        repo = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
-        log.info("ECR repository %s exists", name)
-        if repo.get("imageTagMutability") != "IMMUTABLE":
-            ecr.put_image_tag_mutability(repositoryName=name, imageTagMutability="IMMUTABLE")
-            log.info("  set imageTagMutability=IMMUTABLE")
-        if not repo.get("imageScanningConfiguration", {}).get("scanOnPush"):
-            ecr.put_image_scanning_configuration(repositoryName=name,
-                                                 imageScanningConfiguration={"scanOnPush": True})
-            log.info("  set scanOnPush=true")
+        repo: dict[str, Any] | None = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
     except botocore.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "RepositoryNotFoundException":
+        if error_code(exc) != "RepositoryNotFoundException":
             raise UserError(f"cannot read ECR repository {name}: {describe_error(exc)}") from exc
+        repo = None
+    if repo is None:
         encryption: dict[str, str] = {"encryptionType": "AES256"}
         if kms_key:
             encryption = {"encryptionType": "KMS", "kmsKey": kms_key}
-        repo = ecr.create_repository(
-            repositoryName=name,
-            imageTagMutability="IMMUTABLE",
-            imageScanningConfiguration={"scanOnPush": True},
-            encryptionConfiguration=encryption,
-            tags=REPO_TAGS,
-        )["repository"]
+        try:
+            repo = ecr.create_repository(
+                repositoryName=name,
+                imageTagMutability="IMMUTABLE",
+                imageScanningConfiguration={"scanOnPush": True},
+                encryptionConfiguration=encryption,
+                tags=REPO_TAGS,
+            )["repository"]
+        except botocore.exceptions.ClientError as exc:
+            raise UserError(f"cannot create ECR repository {name}: {describe_error(exc)}") from exc
         log.info("created ECR repository %s (scan on push, immutable tags, %s)", name, encryption["encryptionType"])
+    else:
+        log.info("ECR repository %s exists", name)
+        try:
+            if repo.get("imageTagMutability") != "IMMUTABLE":
+                ecr.put_image_tag_mutability(repositoryName=name, imageTagMutability="IMMUTABLE")
+                log.info("  set imageTagMutability=IMMUTABLE")
+            if not repo.get("imageScanningConfiguration", {}).get("scanOnPush"):
+                ecr.put_image_scanning_configuration(repositoryName=name,
+                                                     imageScanningConfiguration={"scanOnPush": True})
+                log.info("  set scanOnPush=true")
+        except botocore.exceptions.ClientError as exc:
+            raise UserError(f"cannot update the settings of ECR repository {name}: {describe_error(exc)}") from exc
     wanted = json.dumps(lifecycle_policy(keep), sort_keys=True)
     try:
         current = ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"]
@@ -93,7 +105,11 @@ def ensure_repository(ecr: Any, name: str, *, keep: int = KEEP_TAGGED, kms_key: 
     except botocore.exceptions.ClientError:
         same = False
     if not same:
-        ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=wanted)
+        try:
+            ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=wanted)
+        except botocore.exceptions.ClientError as exc:
+            raise UserError(f"cannot set the lifecycle policy of ECR repository {name}: {describe_error(exc)}") \
+                from exc
         log.info("  lifecycle policy set (untagged expire after %d days, keep %d)", UNTAGGED_DAYS, keep)
     return str(repo["repositoryUri"])
 
@@ -103,7 +119,7 @@ def tag_exists(ecr: Any, repository: str, tag: str) -> bool:
         ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
         return True
     except botocore.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("ImageNotFoundException", "RepositoryNotFoundException"):
+        if error_code(exc) in ("ImageNotFoundException", "RepositoryNotFoundException"):
             return False
         raise UserError(f"cannot list images of {repository}: {describe_error(exc)}") from exc
 

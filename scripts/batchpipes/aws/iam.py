@@ -20,6 +20,8 @@ from typing import Any
 
 import botocore.exceptions
 
+from .session import error_code
+
 log = logging.getLogger(__name__)
 
 BATCH_SLR = "AWSServiceRoleForBatch"
@@ -104,15 +106,11 @@ def names(name: str) -> dict[str, str]:
     return {"instance": f"{name}-batch-instance", "job": f"{name}-batch-job", "cromwell": f"{name}-cromwell"}
 
 
-def _code(exc: botocore.exceptions.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def _get_role(iam: Any, role: str) -> dict[str, Any] | None:
     try:
         return dict(iam.get_role(RoleName=role)["Role"])
     except botocore.exceptions.ClientError as exc:
-        if _code(exc) == "NoSuchEntity":
+        if error_code(exc) == "NoSuchEntity":
             return None
         raise
 
@@ -140,7 +138,7 @@ def ensure_role(iam: Any, role: str, service: str, inline: dict[str, Any], tag: 
     try:
         current = _policy_doc(iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"])
     except botocore.exceptions.ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
+        if error_code(exc) != "NoSuchEntity":
             raise
         current = None
     if current != inline:
@@ -153,7 +151,7 @@ def ensure_instance_profile(iam: Any, profile: str, role: str, tag: str, changes
     try:
         prof = iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]
     except botocore.exceptions.ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
+        if error_code(exc) != "NoSuchEntity":
             raise
         prof = iam.create_instance_profile(InstanceProfileName=profile, Tags=[{**TAG, "Value": tag}])[
             "InstanceProfile"]
@@ -183,7 +181,7 @@ def ensure_batch_service_role(iam: Any, changes: list[str]) -> str:
         changes.append(f"created service-linked role {BATCH_SLR}")
         return str(role["Arn"])
     except botocore.exceptions.ClientError as exc:
-        if _code(exc) not in ("InvalidInput", "EntityAlreadyExists"):  # created meanwhile
+        if error_code(exc) not in ("InvalidInput", "EntityAlreadyExists"):  # created meanwhile
             raise
         again = _batch_slr(iam)
         assert again is not None
@@ -196,7 +194,7 @@ def ensure_managed_policy(iam: Any, account: str, policy_name: str, doc: dict[st
     try:
         pol = iam.get_policy(PolicyArn=arn)["Policy"]
     except botocore.exceptions.ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
+        if error_code(exc) != "NoSuchEntity":
             raise
         iam.create_policy(PolicyName=policy_name, PolicyDocument=json.dumps(doc),
                           Description="batchpipes: what the Cromwell server needs", Tags=[{**TAG, "Value": tag}])
@@ -235,7 +233,7 @@ def teardown(iam: Any, name: str, account: str, removed: list[str]) -> None:
         iam.delete_instance_profile(InstanceProfileName=n["instance"])
         removed.append(f"instance profile {n['instance']}")
     except botocore.exceptions.ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
+        if error_code(exc) != "NoSuchEntity":
             raise
     for key in ("instance", "job"):
         role = n[key]
@@ -260,5 +258,5 @@ def teardown(iam: Any, name: str, account: str, removed: list[str]) -> None:
         iam.delete_policy(PolicyArn=arn)
         removed.append(f"policy {n['cromwell']}")
     except botocore.exceptions.ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
+        if error_code(exc) != "NoSuchEntity":
             raise

@@ -31,10 +31,13 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
-from .. import containers, settings
+from .. import containers, mnp, settings
 from ..errors import UserError
+from ..files import write_atomically
 from . import iam as iam_mod
-from .session import account_id, client, describe_error
+from .buckets import check_bucket
+from .cromwell import ecr_registry
+from .session import account_id, client, describe_error, error_code
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +113,8 @@ def default_state_path(name: str, region: str) -> Path:
 
 
 def ecr_uri(account: str, region: str, image: containers.Image) -> str:
-    return f"{account}.dkr.ecr.{region}.amazonaws.com/{image.repository}:{image.tag}"
-
-
-def _code(exc: botocore.exceptions.ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+    """The image's pinned reference in the account's ECR registry of ``region``."""
+    return f"{ecr_registry(account, region)}/{image.pinned}"
 
 
 def wait_for(check: Callable[[], bool], what: str, *, timeout: float = 900, sleep: Sleep = time.sleep) -> None:
@@ -142,14 +142,6 @@ def check_network(ec2: Any, subnets: list[str], groups: list[str]) -> None:
     except botocore.exceptions.ClientError as exc:
         raise UserError(f"security group not found ({describe_error(exc)}): pass --security-groups with ids "
                         "of this region's VPC") from exc
-
-
-def check_buckets(s3: Any, buckets: list[str]) -> None:
-    for b in buckets:
-        try:
-            s3.head_bucket(Bucket=b)
-        except botocore.exceptions.ClientError as exc:
-            raise UserError(f"bucket '{b}' does not exist or is not yours: create it or pass --bucket") from exc
 
 
 # -- launch templates and placement group -----------------------------------------------------------
@@ -182,7 +174,7 @@ def ensure_launch_template(ec2: Any, name: str, data: dict[str, Any], tag: str, 
     try:
         lt = ec2.describe_launch_templates(LaunchTemplateNames=[name])["LaunchTemplates"][0]
     except botocore.exceptions.ClientError as exc:
-        if "NotFound" not in _code(exc):
+        if "NotFound" not in error_code(exc):
             raise
         lt = ec2.create_launch_template(
             LaunchTemplateName=name, LaunchTemplateData=data, VersionDescription=description,
@@ -345,14 +337,9 @@ def container_definition(name: str, image_uri: str, job_role_arn: str, *, vcpus:
 
 
 def mnp_definition(spec: Spec, image_uri: str, job_role_arn: str) -> dict[str, Any]:
-    try:
-        from .. import mnp
-    except ImportError as exc:
-        raise UserError("batchpipes.mnp is not installed in this checkout: update batchpipes") from exc
-    kwargs = dict(mnp.job_definition(spec.names()["jd_mnp"], image_uri, spec.mnp_nodes, spec.mnp_vcpus,
-                                     spec.mnp_memory_mib, job_role_arn=job_role_arn))
-    kwargs.setdefault("retryStrategy", SPOT_RETRY)
-    return kwargs
+    """The GROMACS multi-node definition (mnp.job_definition sets its Spot-reclaim retry strategy)."""
+    return mnp.job_definition(spec.names()["jd_mnp"], image_uri, spec.mnp_nodes, spec.mnp_vcpus,
+                              spec.mnp_memory_mib, job_role_arn=job_role_arn)
 
 
 def job_definitions(spec: Spec, account: str, region: str, job_role_arn: str) -> list[dict[str, Any]]:
@@ -384,7 +371,8 @@ def deploy(sess: boto3.session.Session, spec: Spec, *, state_path: Path | None =
     n = spec.names()
     changes: list[str] = []
     try:
-        check_buckets(s3, spec.buckets)
+        for bucket in spec.buckets:
+            check_bucket(s3, bucket)
         check_network(ec2, spec.subnets, spec.security_groups)
         roles = iam_mod.ensure(iam, spec.name, spec.buckets, region, account, changes)
         lts = {"cpu": ensure_launch_template(ec2, n["lt_cpu"], launch_template_data(spec, spec.cpu_ami_id),
@@ -405,11 +393,7 @@ def deploy(sess: boto3.session.Session, spec: Spec, *, state_path: Path | None =
     dep = Deployment(spec.name, region, account, queues, ces, jds,
                      {k: f"{v['id']}:{v['version']}" for k, v in lts.items()}, pg, asdict(roles), spec.buckets,
                      changes)
-    path = state_path or default_state_path(spec.name, region)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(dep), indent=2) + "\n")
-    tmp.replace(path)
+    write_atomically(state_path or default_state_path(spec.name, region), json.dumps(asdict(dep), indent=2) + "\n")
     return dep
 
 
@@ -462,7 +446,7 @@ def teardown(sess: boto3.session.Session, name: str, *, state_path: Path | None 
             try:
                 found = ec2.describe_launch_templates(LaunchTemplateNames=[n[lt]])["LaunchTemplates"]
             except botocore.exceptions.ClientError as exc:
-                if "NotFound" not in _code(exc):
+                if "NotFound" not in error_code(exc):
                     raise
                 found = []
             for t in found:

@@ -27,6 +27,7 @@ from typing import Any
 
 import botocore.exceptions
 
+from .. import files
 from ..errors import UserError
 from .session import describe_error, parse_queue_arn
 
@@ -70,39 +71,47 @@ class PlanJob:
         return args
 
 
+def _check_job(path: Path, i: int, raw: Any, known: set[str]) -> PlanJob:
+    """One plan entry as a PlanJob, or a one-line UserError naming the job and the field."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: job {i} is not an object")
+    extra = set(raw) - known
+    if extra:
+        raise UserError(f"{path}: job {i} has unknown field(s) {', '.join(sorted(extra))}: allowed are "
+                        f"{', '.join(sorted(known))}")
+    for req in ("name", "queue", "definition"):
+        if not isinstance(raw.get(req), str) or not raw[req]:
+            raise UserError(f"{path}: job {i} needs a string '{req}'")
+    where = f"{path}: job '{raw['name']}'"
+    if raw["queue"].startswith("arn:"):
+        parse_queue_arn(raw["queue"])
+    for key in ("command", "depends_on"):
+        value = raw.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise UserError(f"{where}: {key} must be a list of strings, e.g. [\"a\", \"b\"], not {json.dumps(value)}")
+    env = raw.get("environment")
+    if env is not None and not (isinstance(env, dict) and all(isinstance(v, str) for v in env.values())):
+        raise UserError(f"{where}: environment must be an object of strings, e.g. {{\"KEY\": \"value\"}}, "
+                        f"not {json.dumps(env)}")
+    for num in ("vcpus", "memory_mib", "gpus"):
+        value = raw.get(num)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise UserError(f"{where}: {num} must be a positive integer, not {json.dumps(value)}")
+    return PlanJob(**{k: v for k, v in raw.items() if v is not None})
+
+
 def load_plan(path: Path) -> list[PlanJob]:
     """Read and check a plan; returns its jobs in an order where every dependency comes first."""
-    if not path.is_file():
-        raise UserError(f"plan file '{path}' not found")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"plan file '{path}' is not valid JSON: line {exc.lineno}: {exc.msg}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list) or not data["jobs"]:
+    data = files.read_json_object(path, "plan file")
+    if not isinstance(data.get("jobs"), list) or not data["jobs"]:
         raise UserError(f"plan file '{path}' must hold {{\"jobs\": [...]}} with at least one job")
     jobs: dict[str, PlanJob] = {}
     known = set(PlanJob.__dataclass_fields__)
     for i, raw in enumerate(data["jobs"], start=1):
-        if not isinstance(raw, dict):
-            raise UserError(f"{path}: job {i} is not an object")
-        extra = set(raw) - known
-        if extra:
-            raise UserError(f"{path}: job {i} has unknown field(s) {', '.join(sorted(extra))}: allowed are "
-                            f"{', '.join(sorted(known))}")
-        for req in ("name", "queue", "definition"):
-            if not isinstance(raw.get(req), str) or not raw[req]:
-                raise UserError(f"{path}: job {i} needs a string '{req}'")
-        if raw["queue"].startswith("arn:"):
-            parse_queue_arn(raw["queue"])
-        cmd = raw.get("command")
-        if cmd is not None and not (isinstance(cmd, list) and all(isinstance(c, str) for c in cmd)):
-            raise UserError(f"{path}: job '{raw['name']}': command must be a list of strings")
-        for num in ("vcpus", "memory_mib", "gpus"):
-            if raw.get(num) is not None and (not isinstance(raw[num], int) or raw[num] < 0):
-                raise UserError(f"{path}: job '{raw['name']}': {num} must be a non-negative integer")
-        if raw["name"] in jobs:
-            raise UserError(f"{path}: two jobs are named '{raw['name']}': names must be unique")
-        jobs[raw["name"]] = PlanJob(**raw)
+        job = _check_job(path, i, raw, known)
+        if job.name in jobs:
+            raise UserError(f"{path}: two jobs are named '{job.name}': names must be unique")
+        jobs[job.name] = job
     for j in jobs.values():
         for d in j.depends_on:
             if d not in jobs:
@@ -133,7 +142,8 @@ def submit_plan(batch: Any, jobs: list[PlanJob], report: Report = print) -> dict
         try:
             resp = batch.submit_job(**job.submit_args(ids))
         except botocore.exceptions.ClientError as exc:
-            raise UserError(f"submitting job '{job.name}' failed: {describe_error(exc)}") from exc
+            done = f" (already submitted: {' '.join(ids.values())})" if ids else ""
+            raise UserError(f"submitting job '{job.name}' failed: {describe_error(exc)}{done}") from exc
         ids[job.name] = str(resp["jobId"])
         deps = f" after {', '.join(job.depends_on)}" if job.depends_on else ""
         report(f"submitted {job.name} {resp['jobId']} to {job.queue}{deps}")

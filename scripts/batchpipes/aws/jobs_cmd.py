@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from pathlib import Path
 
+from .. import files
 from ..aws_cmd import add_common
 from ..errors import UserError
 from . import jobs, session
@@ -57,9 +59,19 @@ def register(asub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_status)
 
 
+def _check_watch_args(args: argparse.Namespace) -> None:
+    """The watch options, checked before anything is submitted."""
+    if args.max_spot_retries < 0:
+        raise UserError(f"--max-spot-retries must be 0 or more, not {args.max_spot_retries:g}")
+    if not args.poll > 0:
+        raise UserError(f"--poll must be a positive number of seconds, not {args.poll:g}")
+    if not args.max_poll >= args.poll:
+        raise UserError(f"--max-poll ({args.max_poll:g}) must be at least --poll ({args.poll:g})")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UserError(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
+
+
 def _watch(args: argparse.Namespace, batch: object, ids: list[str]) -> int:
-    if args.max_spot_retries < 0 or args.poll <= 0 or args.max_poll < args.poll:
-        raise UserError("--max-spot-retries must be >= 0 and 0 < --poll <= --max-poll")
     watcher = jobs.Watcher(batch, max_spot_retries=args.max_spot_retries, base_delay=args.poll,
                            max_delay=args.max_poll, timeout=args.timeout)
     outcome = watcher.watch(ids)
@@ -70,12 +82,25 @@ def _watch(args: argparse.Namespace, batch: object, ids: list[str]) -> int:
 
 def run_submit(args: argparse.Namespace) -> int:
     plan = jobs.load_plan(args.plan)
+    if args.watch:
+        _check_watch_args(args)
+    if args.record is not None:
+        folder = args.record.parent
+        if not folder.is_dir():
+            raise UserError(f"--record '{args.record}': folder '{folder}' does not exist: create it or choose "
+                            "another path")
+        if args.record.is_dir():
+            raise UserError(f"--record '{args.record}' is a folder: give a file path such as run.json")
+        if not os.access(folder, os.W_OK):
+            raise UserError(f"--record '{args.record}': folder '{folder}' is not writable: choose another path")
     batch = session.client(session.session(args.region, args.profile), "batch")
     ids = jobs.submit_plan(batch, plan)
-    if args.record:
-        tmp = args.record.with_name(f".{args.record.name}.tmp")
-        tmp.write_text(json.dumps(ids, indent=2) + "\n")
-        tmp.replace(args.record)
+    if args.record is not None:
+        try:
+            files.write_atomically(args.record, json.dumps(ids, indent=2) + "\n")
+        except OSError as exc:  # the jobs are submitted: name them rather than lose them
+            raise UserError(f"could not write --record '{args.record}' ({exc.strerror}); submitted jobs: "
+                            f"{json.dumps(ids)}") from exc
     if args.watch:
         return _watch(args, batch, list(ids.values()))
     print(f"watch with: batchpipes aws watch {' '.join(ids.values())}")
@@ -83,6 +108,7 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_watch(args: argparse.Namespace) -> int:
+    _check_watch_args(args)
     batch = session.client(session.session(args.region, args.profile), "batch")
     return _watch(args, batch, args.job_ids)
 

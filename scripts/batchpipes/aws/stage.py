@@ -21,8 +21,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -38,7 +36,9 @@ from tqdm import tqdm
 
 from .. import settings, workflows
 from ..errors import UserError
-from .session import RETRIES, describe_error
+from ..files import write_atomically
+from .buckets import check_bucket
+from .session import RETRIES, describe_error, error_code
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +124,6 @@ class Entry:
         return d
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class State:
     """Local state of one bucket/prefix: cached digests and unfinished multipart uploads."""
 
@@ -155,7 +140,7 @@ class State:
     def save(self) -> None:
         with self.lock:
             text = json.dumps({"digests": self.digests, "uploads": self.uploads}, indent=1, sort_keys=True)
-            _atomic_write(self.path, text)
+            write_atomically(self.path, text)
 
     def digest(self, path: Path, part_size: int, single: bool) -> Digest:
         st = path.stat()
@@ -178,18 +163,6 @@ def default_state_dir(bucket: str, prefix: str) -> Path:
 
 def s3_client(sess: boto3.session.Session, workers: int) -> Any:
     return sess.client("s3", config=RETRIES.merge(Config(max_pool_connections=workers + 4)))
-
-
-def check_bucket(s3: Any, bucket: str) -> None:
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except botocore.exceptions.ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in ("404", "403", "NoSuchBucket", "AccessDenied", "Forbidden", "NotFound"):
-            raise UserError(f"bucket '{bucket}' does not exist or is not yours: create it or pass --bucket") from exc
-        raise UserError(f"cannot reach bucket '{bucket}': {describe_error(exc)}") from exc
-    except botocore.exceptions.EndpointConnectionError as exc:
-        raise UserError(f"cannot reach S3: {exc}: check the network, --region, or AWS_ENDPOINT_URL") from exc
 
 
 class Stager:
@@ -219,7 +192,7 @@ class Stager:
         try:
             return dict(self.s3.head_object(Bucket=self.bucket, Key=key))
         except botocore.exceptions.ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
 
@@ -343,7 +316,7 @@ class Stager:
                         done.add(n)
                 return done
             except botocore.exceptions.ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code")) != "NoSuchUpload":
+                if error_code(exc) != "NoSuchUpload":
                     raise
                 log.info("the saved upload of s3://%s/%s is gone; starting again", self.bucket, key)
         elif saved:
@@ -387,7 +360,7 @@ class Stager:
                 self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=body,
                                     ContentMD5=_b64(md5_hex))
             except botocore.exceptions.ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code")) in ("BadDigest", "InvalidDigest"):
+                if error_code(exc) in ("BadDigest", "InvalidDigest"):
                     raise UserError(f"'{path}' changed while being staged (part {n}): re-run when it is "
                                     "complete") from exc
                 raise
@@ -458,18 +431,23 @@ class StageResult:
     output: Path | None
 
 
-def stage(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefix: str | None = None,
-          output: Path | None = None, state_dir: Path | None = None, workers: int = 8, min_part: int = MIN_PART,
-          on_part: PartHook | None = None, progress: bool = True) -> StageResult:
-    """Upload the local files named by ``inputs_path`` and write the rewritten inputs JSON to ``output``."""
-    flow = workflows.workflow_for_inputs(inputs_path)
+@dataclass
+class _Plan:
+    """An inputs JSON read and validated once: its workflow, its inputs, and local file -> S3 key."""
+
+    flow: workflows.Workflow
+    data: dict[str, Any]
+    resolved: dict[str, Any]
+    prefix: str
+    local: dict[str, str]
+
+
+def _plan(inputs_path: Path, prefix: str | None) -> _Plan:
     data = workflows.read_json(inputs_path)
+    flow = workflows.workflow_for_inputs(inputs_path, data)
     bases = [inputs_path.resolve().parent, settings.REPO_ROOT, Path.cwd()]
     resolved = workflows.validate(flow, data, source=str(inputs_path), base_dirs=[Path.cwd(), *bases[:2]])
     prefix = (prefix if prefix is not None else f"inputs/{flow.name}").strip("/")
-    s3 = s3_client(sess, workers)
-    check_bucket(s3, bucket)
-
     local: dict[str, str] = {}
 
     def collect(p: str) -> str:
@@ -477,34 +455,43 @@ def stage(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefix
         return p
 
     file_inputs(flow, resolved, collect)
-    keys = list(local.values())
+    return _Plan(flow, data, resolved, prefix, local)
+
+
+def stage(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefix: str | None = None,
+          output: Path | None = None, state_dir: Path | None = None, workers: int = 8, min_part: int = MIN_PART,
+          on_part: PartHook | None = None, progress: bool = True) -> StageResult:
+    """Upload the local files named by ``inputs_path`` and write the rewritten inputs JSON to ``output``."""
+    plan = _plan(inputs_path, prefix)
+    flow, prefix = plan.flow, plan.prefix
+    keys = list(plan.local.values())
     if len(set(keys)) != len(keys):
         raise UserError("two input files map to the same S3 key: give them distinct names")
     state_dir = state_dir or default_state_dir(bucket, prefix)
-    state = State(state_dir / "state.json")
-    stager = Stager(sess, bucket, state, workers=workers, min_part=min_part, on_part=on_part, progress=progress)
+    stager = Stager(sess, bucket, State(state_dir / "state.json"), workers=workers, min_part=min_part,
+                    on_part=on_part, progress=progress)
+    check_bucket(stager.s3, bucket)
+    manifest_key = f"{prefix}/manifest.json" if prefix else "manifest.json"
     try:
-        entries = stager.stage_files([(Path(p), k) for p, k in local.items()])
+        entries = stager.stage_files([(Path(p), k) for p, k in plan.local.items()])
+        manifest = {"version": 1, "workflow": flow.name, "inputs": str(inputs_path), "bucket": bucket,
+                    "prefix": prefix, "files": [e.manifest() for e in entries]}
+        text = json.dumps(manifest, indent=2) + "\n"
+        stager.s3.put_object(Bucket=bucket, Key=manifest_key, Body=text.encode(), ContentType="application/json",
+                             ServerSideEncryption="AES256")
     except botocore.exceptions.ClientError as exc:
         raise UserError(f"staging to s3://{bucket}/{prefix} failed: {describe_error(exc)}: re-run to resume") \
             from exc
-
-    manifest = {"version": 1, "workflow": flow.name, "inputs": str(inputs_path), "bucket": bucket,
-                "prefix": prefix, "files": [e.manifest() for e in entries]}
-    text = json.dumps(manifest, indent=2) + "\n"
-    manifest_key = f"{prefix}/manifest.json" if prefix else "manifest.json"
-    s3.put_object(Bucket=bucket, Key=manifest_key, Body=text.encode(), ContentType="application/json",
-                  ServerSideEncryption="AES256")
     manifest_path = state_dir / "manifest.json"
-    _atomic_write(manifest_path, text)
+    write_atomically(manifest_path, text)
 
     uris = {e.local: e.uri for e in entries}
-    rewritten = file_inputs(flow, resolved, lambda p: uris[p])
-    order = {k if k.startswith(flow.name + ".") else f"{flow.name}.{k}": i for i, k in enumerate(data)}
+    rewritten = file_inputs(flow, plan.resolved, lambda p: uris[p])
+    order = {k if k.startswith(flow.name + ".") else f"{flow.name}.{k}": i for i, k in enumerate(plan.data)}
     rewritten = dict(sorted(rewritten.items(), key=lambda kv: order.get(kv[0], len(order))))
     workflows.validate(flow, rewritten, source="staged inputs", check_files=False)
     if output is not None:
-        _atomic_write(output, json.dumps(rewritten, indent=2) + "\n")
+        write_atomically(output, json.dumps(rewritten, indent=2) + "\n")
     return StageResult(entries, f"s3://{bucket}/{manifest_key}", manifest_path, output)
 
 
@@ -517,15 +504,10 @@ class Mismatch:
 def verify(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefix: str | None = None,
            workers: int = 8, progress: bool = True) -> tuple[int, list[Mismatch]]:
     """Download every staged object and compare it with the local file; returns (checked, mismatches)."""
-    flow = workflows.workflow_for_inputs(inputs_path)
-    bases = [inputs_path.resolve().parent, settings.REPO_ROOT, Path.cwd()]
-    resolved = workflows.validate(flow, workflows.read_json(inputs_path), source=str(inputs_path),
-                                  base_dirs=[Path.cwd(), *bases[:2]])
-    prefix = (prefix if prefix is not None else f"inputs/{flow.name}").strip("/")
+    plan = _plan(inputs_path, prefix)
     s3 = s3_client(sess, workers)
     check_bucket(s3, bucket)
-    local: dict[str, str] = {}
-    file_inputs(flow, resolved, lambda p: local.setdefault(p, object_key(Path(p), prefix, bases)))
+    local = plan.local
     total = sum(Path(p).stat().st_size for p in local)
     bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="verify",
                disable=not progress, leave=False)
