@@ -57,6 +57,10 @@ def test_render_writes_a_valid_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert conf.get("batchpipes.gpu-queue-arn") == GPU
 
 
+PASSWORD_IN_URL = ("error: --db URL carries a password in 'user:password@': remove it and export CROMWELL_DB_PASSWORD "
+                   "instead (the configuration reads the password from there)")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--cpu-queue-arn", "arn:aws:batch:eu-west-1:123:job-queue/x"], "malformed job queue ARN"),
     (["--gpu-queue-arn", "queue/gpu"], "malformed job queue ARN 'queue/gpu'"),
@@ -64,6 +68,10 @@ def test_render_writes_a_valid_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     (["--bucket", "Bad_Bucket"], "invalid S3 bucket name 'Bad_Bucket'"),
     (["--bucket", "s3://bp-test-bucket"], "not a URL"),
     (["--db", "jdbc:mysql://db/cromwell?user=u&password=p"], "carries a password"),
+    (["--db", "jdbc:mysql://cromwell:s3cr3t@db.internal:3306/cromwell"], PASSWORD_IN_URL),
+    (["--db", "jdbc:postgresql://cromwell:p%40ss@db:5432/cromwell?ssl=true"], PASSWORD_IN_URL),
+    (["--db", "jdbc:mysql://u:pw@h1:3306,h2:3306/cromwell"], PASSWORD_IN_URL),
+    (["--db", "jdbc:mysql://address=(host=db)(port=3306)(password=pw)/cromwell"], "carries a password"),
     (["--db", "jdbc:sqlserver://db"], "neither a file path"),
 ])
 def test_render_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
@@ -72,13 +80,24 @@ def test_render_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     rc, stdout, err = render(capsys, out, *args)  # later options win in argparse
     assert rc == 2 and stdout == ""
     assert message in error_line(err)
+    if message == PASSWORD_IN_URL:
+        assert error_line(err) == PASSWORD_IN_URL
+    assert "s3cr3t" not in err and "p%40ss" not in err, "the password is not echoed"
     assert not out.exists()
+
+
+def test_user_without_password_in_jdbc_url_is_fine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "aws.rendered.conf"
+    rc, _, err = render(capsys, out, "--db", "jdbc:mysql://cromwell@db.internal:3306/cromwell")
+    assert rc == 0, err
+    assert "password = ${?CROMWELL_DB_PASSWORD}" in out.read_text()
 
 
 def test_check_bucket_against_moto(aws_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "aws.rendered.conf"
     rc, _, err = render(capsys, out, "--check-bucket")
-    assert rc == 2 and "bucket 'bp-test-bucket' does not exist or is not yours" in error_line(err)
+    assert rc == 2 and error_line(err) == ("error: bucket 'bp-test-bucket' does not exist: create it (aws s3 mb "
+                                          "s3://bp-test-bucket) or pass an existing --bucket")
     assert not out.exists()
     s3 = boto3.client("s3", region_name="us-west-2")
     s3.create_bucket(Bucket="bp-test-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})

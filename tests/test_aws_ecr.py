@@ -28,6 +28,8 @@ def _image(tmp_path: Path, name: str, *, local_build: bool = True) -> containers
     (ctx / "Dockerfile").write_text(
         "ARG BASE_IMAGE=debian:bookworm-slim\nFROM ${BASE_IMAGE}\n"
         "RUN echo batchpipes-ecr-test > /ecr-test.txt\n")
+    # Builds need a lock file; this Dockerfile checks none (the lock itself is tested in test_containers.py).
+    (ctx / containers.LOCK_FILE).write_text("# test image without a lock check\n")
     return containers.Image(name=name, context=ctx, local_build=local_build)
 
 

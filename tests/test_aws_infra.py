@@ -201,6 +201,8 @@ def test_launch_templates_require_imdsv2_and_encrypt_ebs(env: Env, tmp_path: Pat
         data = ec2.describe_launch_template_versions(LaunchTemplateName=name, Versions=["$Latest"])[
             "LaunchTemplateVersions"][0]["LaunchTemplateData"]
         assert data["MetadataOptions"]["HttpTokens"] == "required"
+        # 1, not 2: Batch jobs use host networking, so a higher limit gives Cromwell nothing (infra.IMDS_HOP_LIMIT)
+        assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
         assert all(m["Ebs"]["Encrypted"] for m in data["BlockDeviceMappings"])
         assert ("ImageId" in data) == (name == "bp-gpu")
     gpu = ec2.describe_launch_template_versions(LaunchTemplateName="bp-gpu", Versions=["$Latest"])
@@ -303,7 +305,7 @@ def test_teardown_spares_other_deployments(env: Env, tmp_path: Path) -> None:
 def test_missing_bucket_and_bad_subnet_are_one_line_errors(env: Env, tmp_path: Path, expect_user_error) -> None:
     spec = infra.Spec("bp", ["bp-absent"], [env.subnet], [env.group])
     msg = expect_user_error(infra.deploy, env.sess, spec, state_path=tmp_path / "s.json", sleep=lambda _: None)
-    assert msg == "bucket 'bp-absent' does not exist or is not yours: create it or pass --bucket"
+    assert msg == "bucket 'bp-absent' does not exist: create it (aws s3 mb s3://bp-absent) or pass an existing --bucket"
     spec = infra.Spec("bp", list(BUCKETS), ["subnet-0000000000000dead"], [env.group])
     msg = expect_user_error(infra.deploy, env.sess, spec, state_path=tmp_path / "s.json", sleep=lambda _: None)
     assert msg.startswith("subnet not found") and "--subnets" in msg
@@ -325,10 +327,150 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("extra, fragment", [
-    (["--bucket", "nope-bkt"], "bucket 'nope-bkt' does not exist or is not yours"),
+    (["--bucket", "nope-bkt"], "bucket 'nope-bkt' does not exist: create it"),
     (["--bucket", "b", "--gpu-ami-id", "my-ami"], "'my-ami' is not an AMI id"),
 ])
 def test_cli_deploy_bad_input(aws_env: str, extra: list[str], fragment: str) -> None:
     r = cli("aws", "deploy", "--name", "bp", "--subnets", "subnet-1", "--security-groups", "sg-1", *extra)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("error: ") and fragment in r.stderr, r.stderr
+
+
+# -- issue 8: IAM scoped to the deployment, PassRole and trust conditions, request shapes ----------------------
+
+def as_list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else [v]
+
+
+def check_policy_grammar(doc: dict[str, Any]) -> None:
+    """The IAM policy grammar we rely on: version, statements, effects, action and ARN forms, operators."""
+    import re
+
+    assert doc["Version"] == "2012-10-17" and isinstance(doc["Statement"], list) and doc["Statement"]
+    sids = [st["Sid"] for st in doc["Statement"] if "Sid" in st]
+    assert len(sids) == len(set(sids)) and all(re.fullmatch(r"[A-Za-z0-9]+", s) for s in sids)
+    for st in doc["Statement"]:
+        assert set(st) <= {"Sid", "Effect", "Action", "Resource", "Principal", "Condition"}, st
+        assert st["Effect"] in ("Allow", "Deny")
+        for a in as_list(st["Action"]):
+            assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z*]+", a), a
+        for r in as_list(st.get("Resource", [])):
+            assert r == "*" or re.fullmatch(r"arn:aws:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:\S+", r), r
+        for op, keys in st.get("Condition", {}).items():
+            assert op in ("StringEquals", "StringLike", "ArnLike", "ArnEquals", "Bool"), op
+            for key, value in keys.items():
+                assert re.fullmatch(r"(aws|iam|batch):[A-Za-z]+", key), key
+                assert all(isinstance(v, str) and v for v in as_list(value)), value
+
+
+def allowed(doc: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+    """A small evaluator for our Allow-only documents: action and resource wildcards, StringEquals/StringLike/Bool."""
+    from fnmatch import fnmatchcase
+
+    for st in doc["Statement"]:
+        if not any(fnmatchcase(action, a) for a in as_list(st["Action"])):
+            continue
+        if not any(fnmatchcase(resource, r) for r in as_list(st["Resource"])):
+            continue
+        ok = True
+        for op, keys in st.get("Condition", {}).items():
+            for key, want in keys.items():
+                got = context.get(key)
+                if got is None:
+                    ok = False
+                elif op == "StringLike":
+                    ok = ok and any(fnmatchcase(got, w) for w in as_list(want))
+                else:
+                    ok = ok and got in as_list(want)
+        if ok:
+            return True
+    return False
+
+
+def cromwell_definition_name(image: str, props: str = "props", retry: str = "1[]") -> str:
+    """Cromwell's own naming of a job definition (AwsBatchJobDefinition.scala buildName + package.sanitize)."""
+    import hashlib
+    import re
+
+    sha1 = hashlib.sha1(f"{image}:{props}:{retry}".encode()).hexdigest()
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", f"cromwell_{image}_"[:88] + sha1)[:128]
+
+
+def test_cromwell_batch_rights_are_scoped_to_the_deployment(env: Env, tmp_path: Path) -> None:
+    dep = env.deploy(tmp_path)
+    client = env.sess.client("iam")
+    pol = client.get_policy(PolicyArn=dep.roles["cromwell_policy_arn"])["Policy"]
+    doc = iam._policy_doc(client.get_policy_version(PolicyArn=pol["Arn"], VersionId=pol["DefaultVersionId"])
+                          ["PolicyVersion"]["Document"])
+    check_policy_grammar(doc)
+    acct, batch = dep.account, f"arn:aws:batch:{REGION}:{dep.account}"
+    # only the calls that take no resource-level permission are on "*"
+    star = {a for st in doc["Statement"] if st["Resource"] == "*" for a in as_list(st["Action"])}
+    assert star == {"batch:DescribeJobs", "batch:DescribeJobDefinitions", "batch:DescribeJobQueues", "batch:ListJobs"}
+
+    ours = f"{acct}.dkr.ecr.{REGION}.amazonaws.com/batchpipes/genomics:0123456789ab"
+    our_def = f"{batch}:job-definition/{cromwell_definition_name(ours)}:3"
+    foreign = "docker.io/library/ubuntu:22.04"
+    foreign_def = f"{batch}:job-definition/{cromwell_definition_name(foreign)}:1"
+    lookalike = f"{acct}_dkr_ecr_{REGION}_amazonaws_com_batchpipes_evil:1"  # sanitizes to our prefix
+    image_ok = {"batch:Image": ours, "batch:Privileged": "false"}
+    assert allowed(doc, "batch:RegisterJobDefinition", our_def, image_ok)
+    assert not allowed(doc, "batch:RegisterJobDefinition", our_def, {**image_ok, "batch:Privileged": "true"})
+    assert not allowed(doc, "batch:RegisterJobDefinition", foreign_def, {**image_ok, "batch:Image": foreign})
+    assert not allowed(doc, "batch:RegisterJobDefinition", f"{batch}:job-definition/"
+                       f"{cromwell_definition_name(lookalike)}:1", {**image_ok, "batch:Image": lookalike}), \
+        "a look-alike image name maps to our prefix, but batch:Image refuses it"
+    assert not allowed(doc, "batch:RegisterJobDefinition", f"{batch}:job-definition/bp-genomics:1", image_ok), \
+        "deploy's own definitions are not Cromwell's to change"
+    for kind in ("cpu", "gpu"):
+        assert allowed(doc, "batch:SubmitJob", dep.queues[kind], {})
+    for queue in (dep.queues["mnp"], f"{batch}:job-queue/bp-test-cpu", f"{batch}:job-queue/other-cpu"):
+        assert not allowed(doc, "batch:SubmitJob", queue, {}), queue
+    assert allowed(doc, "batch:SubmitJob", our_def, {}) and not allowed(doc, "batch:SubmitJob", foreign_def, {})
+    assert allowed(doc, "batch:TerminateJob", f"{batch}:job/0f1e2d3c-aaaa-bbbb-cccc-123456789012", {})
+    assert not allowed(doc, "batch:TerminateJob", f"arn:aws:batch:us-east-1:{acct}:job/x", {})
+
+
+def test_every_passrole_is_conditioned_and_trusts_are_scoped(env: Env, tmp_path: Path) -> None:
+    dep = env.deploy(tmp_path)
+    client = env.sess.client("iam")
+    pol = client.get_policy(PolicyArn=dep.roles["cromwell_policy_arn"])["Policy"]
+    docs = [iam._policy_doc(client.get_policy_version(PolicyArn=pol["Arn"], VersionId=pol["DefaultVersionId"])
+                            ["PolicyVersion"]["Document"])]
+    docs += [iam._policy_doc(client.get_role_policy(RoleName=r, PolicyName=f"{r}-policy")["PolicyDocument"])
+             for r in ("bp-batch-instance", "bp-batch-job")]
+    passes = [st for d in docs for st in d["Statement"] if "iam:PassRole" in as_list(st["Action"])
+              or "iam:*" in as_list(st["Action"]) or "*" in as_list(st["Action"])]
+    assert passes, "Cromwell passes the job role"
+    for st in passes:
+        services = as_list(st["Condition"]["StringEquals"]["iam:PassedToService"])
+        assert services and set(services) <= {"batch.amazonaws.com", "ecs-tasks.amazonaws.com"}
+        assert as_list(st["Resource"]) == [dep.roles["job_role_arn"]]
+    job = iam._policy_doc(client.get_role(RoleName="bp-batch-job")["Role"]["AssumeRolePolicyDocument"])
+    instance = iam._policy_doc(client.get_role(RoleName="bp-batch-instance")["Role"]["AssumeRolePolicyDocument"])
+    for d in (job, instance):
+        check_policy_grammar(d)
+    assert job["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": dep.account}}
+    assert "Condition" not in instance["Statement"][0], "EC2 sends no aws:SourceAccount for instance profiles"
+    again = env.deploy(tmp_path)
+    assert again.changes == [], "the conditioned trust is recognised as current on the next deploy"
+
+
+def test_iam_requests_match_the_api_shapes(env: Env, tmp_path: Path) -> None:
+    """Every IAM request deploy makes is valid for botocore's model (ParamValidator), documents included."""
+    from botocore.validate import ParamValidator
+
+    seen: list[str] = []
+    validator = ParamValidator()
+
+    def check(params: dict[str, Any], model: Any, **_: Any) -> None:
+        report = validator.validate(params, model.input_shape)
+        assert not report.has_errors(), report.generate_report()
+        for key in ("PolicyDocument", "AssumeRolePolicyDocument"):
+            if key in params:
+                check_policy_grammar(json.loads(params[key]))
+                seen.append(model.name)
+
+    env.sess.events.register("before-parameter-build.iam.*", check)
+    env.deploy(tmp_path)
+    assert {"CreateRole", "PutRolePolicy", "CreatePolicy"} <= set(seen)

@@ -51,7 +51,7 @@ def workspace(tmp_path: Path) -> Path:
         big.write_bytes(os.urandom(23 * MiB))
         data[key] = str(big.relative_to(folder))  # relative to the inputs file
     for key in ("genomics.reference_fasta", "genomics.annotation"):
-        data[key] = str(settings.REPO_ROOT / data[key])
+        data[key] = str(settings.INPUTS_DIR / data[key])
     (folder / "genomics.local.json").write_text(json.dumps(data))
     return tmp_path
 
@@ -112,7 +112,9 @@ def test_refused_manifest_upload_is_one_line_error(sess: boto3.session.Session, 
 
     sess.events.register("provide-client-params.s3.PutObject", deny_manifest)
     msg = expect_user_error(run_stage, sess, workspace)
-    assert msg == "staging to s3://stage-bkt/inputs/genomics failed: AccessDenied: Access Denied: re-run to resume"
+    assert msg == ("staging to s3://stage-bkt/inputs/genomics failed: access denied (HTTP 403 on PutObject): the "
+                   "credentials in use may not read and write objects there, or the bucket policy refuses them: fix "
+                   "the IAM or bucket policy, or use other credentials (--profile)")
     assert not (workspace / "out.json").exists(), "no inputs JSON pointing at an unfinished staging"
 
 
@@ -176,7 +178,8 @@ def test_corrupted_object_is_detected_and_reuploaded(sess: boto3.session.Session
 def test_missing_bucket_is_one_line_error(sess: boto3.session.Session, workspace: Path, expect_user_error) -> None:
     msg = expect_user_error(stage.stage, sess, workspace / "inputs" / "genomics.local.json", "no-such-bkt",
                             state_dir=workspace / "state", progress=False)
-    assert msg == "bucket 'no-such-bkt' does not exist or is not yours: create it or pass --bucket"
+    assert msg == ("bucket 'no-such-bkt' does not exist: create it (aws s3 mb s3://no-such-bkt) or pass an existing "
+                   "--bucket")
 
 
 def test_part_size_grows_for_huge_files() -> None:
@@ -231,7 +234,7 @@ def test_cli_stage_end_to_end(aws_env: str, tmp_path: Path) -> None:
     ({"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None,
       "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
       "AWS_EC2_METADATA_DISABLED": "true"}, "no AWS credentials found"),
-    ({}, "bucket 'absent-bkt' does not exist or is not yours"),
+    ({}, "bucket 'absent-bkt' does not exist: create it"),
 ])
 def test_cli_stage_bad_input(aws_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                              env: dict[str, str | None], fragment: str) -> None:

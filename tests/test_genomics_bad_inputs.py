@@ -15,6 +15,9 @@ LOCAL_JSON = settings.INPUTS_DIR / "genomics.local.json"
 
 def inputs_with(tmp_path: Path, **changes: object) -> Path:
     data = json.loads(LOCAL_JSON.read_text())
+    for key, value in data.items():  # the copy lives elsewhere: paths relative to inputs/ made absolute
+        if isinstance(value, str) and (settings.INPUTS_DIR / value).is_file():
+            data[key] = str(settings.INPUTS_DIR / value)
     for key, value in changes.items():
         data[f"genomics.{key}"] = value
     path = tmp_path / "inputs.json"
@@ -105,7 +108,8 @@ def test_truncated_fastq(run_workflow, expect_user_error, tmp_path):
     broken = tmp_path / "broken_R1.fastq"
     broken.write_text("".join(lines[:4 * 10] + lines[4 * 10 + 1:]))  # one line missing
     msg = expect_user_error(run_workflow, "genomics", fastq_r1=str(broken))
-    assert "fastq_r1 broken_R1.fastq is not FASTQ: line 41" in msg
+    assert msg == ("genomics failed in align_reads: fastq_r1 'broken_R1.fastq' is not FASTQ: line 41: record header "
+                   "expected (line starting with @)")
 
 
 @pytest.mark.containers
@@ -121,7 +125,16 @@ def test_targets_outside_reference(run_workflow, expect_user_error, tmp_path):
     bed = tmp_path / "targets.bed"
     bed.write_text("chr1\t100\t200\n")
     msg = expect_user_error(run_workflow, "genomics", targets_bed=str(bed))
-    assert "names contig chr1, which is not in the reference" in msg
+    assert msg == ("genomics failed in split_regions: targets_bed 'targets.bed' line 1 names contig chr1, which is not "
+                   "in the reference (NC_001807.4): use the reference's contig names")
+
+
+@pytest.mark.parametrize("name", ["O'Brien", "x';touch PWNED;: '", "two words", "$(id)", "-leading", "a" * 65])
+def test_sample_name_pattern(tmp_path, expect_user_error, name):
+    """sample_name becomes file names and the read group: refused before anything runs unless it matches the
+    pattern declared in parameter_meta."""
+    msg = expect_user_error(prepare, inputs_with(tmp_path, sample_name=name))
+    assert "genomics.sample_name" in msg and "letters, digits" in msg
 
 
 def test_workflow_is_found_from_the_keys(tmp_path, expect_user_error):

@@ -19,11 +19,23 @@ def wgs_run(run_workflow):
     return run_workflow("genomics")
 
 
+#: Merged total of the 13 CDS (inputs/genomics/targets.bed), counted by hand: ND1 957, ND2 1042, COX1 1542,
+#: COX2 684, ATP8+ATP6+COX3 (8366-9988, overlapping) 1622, ND3 346, ND4L+ND4 (10470-12138) 1668,
+#: ND5+ND6 (12337-14674, touching) 2337, CYTB 1135.
+CDS_MERGED_BP = 11333
+
+
 @pytest.fixture(scope="module")
-def exome_run(run_workflow):
-    """Exome mode with freebayes and minimap2."""
+def exome_run(run_workflow, tmp_path_factory):
+    """Exome mode with freebayes and minimap2; the targets as a UCSC browser export (track and browser lines,
+    6 columns, CRLF line ends, reverse order)."""
+    rows = [line.split("\t") for line in (DATA / "targets.bed").read_text().splitlines()]
+    lines = ["browser position NC_001807.4:1-16571", 'track name="CDS" description="mitochondrial CDS"']
+    lines += ["\t".join([chrom, start, end, name, "0", "+"]) for chrom, start, end, name in reversed(rows)]
+    bed = tmp_path_factory.mktemp("exome") / "cds.ucsc.bed"
+    bed.write_bytes(("\r\n".join(lines) + "\r\n").encode())
     return run_workflow("genomics", caller="freebayes", aligner="minimap2",
-                        targets_bed=str(DATA / "targets.bed"), target_padding=0, scatter_count=3)
+                        targets_bed=str(bed), target_padding=0, scatter_count=3)
 
 
 def out(run, name: str) -> Path:
@@ -83,6 +95,40 @@ def test_exome_mode_calls_only_targets(exome_run):
     assert out(exome_run, "target_stats").read_text().startswith("# This file was produced by samtools stats")
 
 
+def test_exome_target_stats_count_each_base_once(exome_run):
+    """BED is 0-based: samtools stats -t (1-based, inclusive) must see start + 1, or every interval gains a base."""
+    sn = evaluate.stats_summary(out(exome_run, "target_stats"))
+    assert sn["bases inside the target"] == CDS_MERGED_BP
+
+
+def test_exome_callable_regions_are_within_the_targets(exome_run):
+    sentence, values = evaluate.callable_summary(out(exome_run, "callable_summary"))
+    assert values["scope"] == "targets" and int(values["total_bp"]) == CDS_MERGED_BP
+    bed = evaluate.read_bed(out(exome_run, "callable_bed"))
+    targets = evaluate.Regions(evaluate.read_bed(DATA / "targets.bed"))
+    assert all(targets.contains(c, s + 1) and targets.contains(c, e) for c, s, e in bed)
+    callable_bp = sum(e - s for _, s, e in bed)
+    assert int(values["callable_bp"]) == callable_bp >= 0.99 * CDS_MERGED_BP
+    not_callable = CDS_MERGED_BP - callable_bp
+    assert sentence == (f"SIM001: {not_callable} bp ({100 * not_callable / CDS_MERGED_BP:.2f}%) of the targets not "
+                        f"callable (fewer than 4 reads with MAPQ >= 20); {callable_bp} of {CDS_MERGED_BP} bp callable")
+
+
+def test_callable_regions_of_the_genome(wgs_run):
+    sentence, values = evaluate.callable_summary(out(wgs_run, "callable_summary"))
+    bed = evaluate.read_bed(out(wgs_run, "callable_bed"))
+    callable_bp = sum(e - s for _, s, e in bed)
+    assert values["scope"] == "genome" and values["total_bp"] == "16571"
+    assert int(values["callable_bp"]) == callable_bp
+    # 60x of unique sequence: only the ends of the linearised circle (reads do not wrap) and the bases deleted
+    # on both haplotypes (no read base over them) fall short
+    assert 16571 - callable_bp <= 200, sentence
+    ok = evaluate.Regions(bed)
+    truth = evaluate.read_variants(DATA / "truth.vcf.gz", pass_only=False)
+    assert all(ok.contains(c, p) for c, p, _, _ in truth)
+    assert out(wgs_run, "callable_bed_index").name == "SIM001.callable.bed.gz.tbi"
+
+
 def test_prebuilt_index_is_used(run_workflow, wgs_run, tmp_path):
     """Given a .fai and bwa index, the workflow skips index_reference."""
     index_dirs = [p for p in wgs_run.run_dir.glob("call-index_reference/work/index/*")]
@@ -107,3 +153,30 @@ def test_cli_run_as_in_the_readme(tmp_path):
     acc = evaluate.compare(DATA / "truth.vcf.gz", Path(result["outputs"]["genomics.vcf"]))
     assert acc["snp"].recall >= 0.98 and acc["indel"].recall >= 0.90
     assert "genomics finished" in proc.stderr
+
+
+def test_published_results_work_with_region_queries(wgs_run):
+    """runs/<run>/results/<sample>/ holds every output with its index beside it, so samtools and bcftools
+    region queries work on the published paths (they need the index next to the file)."""
+    import subprocess
+
+    from batchpipes import containers
+
+    folder = wgs_run.results_dir
+    assert folder == wgs_run.run_dir / "results" / "SIM001"
+    names = {p.name for p in folder.iterdir()}
+    for data, index in [("SIM001.bam", "SIM001.bam.bai"), ("SIM001.vcf.gz", "SIM001.vcf.gz.tbi"),
+                        ("SIM001.ann.vcf.gz", "SIM001.ann.vcf.gz.tbi"),
+                        ("SIM001.callable.bed.gz", "SIM001.callable.bed.gz.tbi")]:
+        assert {data, index} <= names, f"{data} or {index} missing from {sorted(names)}"
+    image = containers.get("genomics").ref(None)
+    script = ("samtools view -c SIM001.bam NC_001807.4:1000-2000 && samtools view -c SIM001.bam && "
+              "bcftools view -H -r NC_001807.4:1-5000 SIM001.vcf.gz | wc -l && bcftools view -H SIM001.vcf.gz | wc -l")
+    proc = subprocess.run(["podman", "run", "--rm", *containers.as_invoker(), "-v", f"{folder}:/r:ro", "-w", "/r",
+                           image, "bash", "-c", script], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    region_reads, all_reads, region_calls, all_calls = (int(x) for x in proc.stdout.split())
+    assert 0 < region_reads < all_reads
+    truth_in_region = sum(1 for ln in gzip.open(DATA / "truth.vcf.gz", "rt")
+                          if not ln.startswith("#") and int(ln.split("\t")[1]) <= 5000)
+    assert region_calls >= truth_in_region > 0 and region_calls < all_calls

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import boto3
 import pytest
 import WDL
 from batchpipes import cli, containers, mnp, settings
+from batchpipes.aws import session
 from batchpipes.errors import UserError
 from botocore.validate import ParamValidator
 from moto import mock_aws
@@ -41,10 +43,20 @@ GPU_Q = "arn:aws:batch:eu-west-1:111122223333:job-queue/bp-gpu"
 CPU_Q = "arn:aws:batch:eu-west-1:111122223333:job-queue/bp-cpu"
 
 
+class _FileStdLib(WDL.StdLib.Base):
+    """The standard library with write_lines() & co. writing real files (local paths as they are)."""
+
+    def _virtualize_filename(self, filename: str) -> str:
+        return filename
+
+    def _devirtualize_filename(self, filename: str) -> str:
+        return filename
+
+
 def evaluate_production(gpu: bool, **strings: str) -> tuple[dict[str, Any], str]:
     """The production task's runtime attributes and command for ``gpu``, with its default inputs."""
     task = production_task()
-    stdlib = WDL.StdLib.Base(wdl_version="1.0")
+    stdlib = _FileStdLib(wdl_version="1.0", write_dir=tempfile.mkdtemp(prefix="bp-wdl-"))
     env: WDL.Env.Bindings[WDL.Value.Base] = WDL.Env.Bindings()
     given = {"tpr": WDL.Value.File("/data/md.tpr"), "nsteps": WDL.Value.Int(1000),
              "name": WDL.Value.String("p"), "gpu": WDL.Value.Boolean(gpu),
@@ -216,23 +228,115 @@ def test_submit_and_wait_reports_failure(monkeypatch: pytest.MonkeyPatch, expect
     assert (job.get("statusReason") or "no status reason given") in message
 
 
+def record_submissions(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Record every SubmitJob request of the CLI's Batch client, and the secret object it names as it is
+    while the job runs (the nodes of a real job read it then). The requests still go to moto."""
+    seen: list[dict[str, Any]] = []
+
+    def hook(params: dict[str, Any], **_kwargs: Any) -> None:
+        entry: dict[str, Any] = {"params": params}
+        for override in params.get("nodeOverrides", {}).get("nodePropertyOverrides", []):
+            for env in override["containerOverrides"].get("environment", []):
+                if env["name"] == "MNP_SECRET_URI":
+                    bucket, _, key = env["value"][len("s3://"):].partition("/")
+                    obj = boto3.client("s3", region_name=REGION).get_object(Bucket=bucket, Key=key)
+                    entry.update(uri=env["value"], secret=obj["Body"].read(), sse=obj.get("ServerSideEncryption"))
+        seen.append(entry)
+
+    real_client = session.client
+
+    def client(sess: Any, service: str) -> Any:
+        made = real_client(sess, service)
+        if service == "batch":
+            made.meta.events.register("provide-client-params.batch.SubmitJob", hook)
+        return made
+
+    monkeypatch.setattr(session, "client", client)
+    return seen
+
+
+def secret_keys(bucket: str) -> list[str]:
+    listed = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=bucket, Prefix="run1/in/")
+    return [o["Key"] for o in listed.get("Contents", []) if ".batchpipes-mnp/" in o["Key"]]
+
+
 @mock_aws(config=MOTO)
-def test_cli_mnp_submit_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_mnp_submit_end_to_end(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     batch = boto3.client("batch", region_name=REGION)
     queue = batch_queue(batch, boto3.client("iam", region_name=REGION))
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="bucket", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="bucket", Key="run1/in/topol.tpr", Body=b"tpr")
+    seen = record_submissions(monkeypatch)
     rc = cli.main(["gromacs", "mnp-submit", "--image", "img:1", "--input-uri", "s3://bucket/run1/in/",
                    "--output-uri", "s3://bucket/run1/out/", "--nodes", "3", "--vcpus", "8", "--memory-mib", "16000",
-                   "--job-queue", queue, "--poll-seconds", "0.2", "--region", REGION])
+                   "--job-queue", queue, "--poll-seconds", "0.2", "--region", REGION,
+                   "--allowed-networks", "10.0.1.0/24, 10.0.2.7/24"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     assert result["status"] == "SUCCEEDED"
     (definition,) = batch.describe_job_definitions(jobDefinitionName="batchpipes-gromacs-mnp")["jobDefinitions"]
     assert definition["type"] == "multinode"
     (job,) = batch.describe_jobs(jobs=[result["jobId"]])["jobs"]
-    command = job["nodeProperties"]["nodeRangeProperties"][0]["container"]["command"]
-    assert command[:5] == ["mnp-entrypoint", "--input-uri", "s3://bucket/run1/in/", "--output-uri",
-                           "s3://bucket/run1/out/"]
+    container = job["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    assert container["command"][:5] == ["mnp-entrypoint", "--input-uri", "s3://bucket/run1/in/", "--output-uri",
+                                        "s3://bucket/run1/out/"]
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert env["MNP_ALLOWED_NETWORKS"] == "10.0.1.0/24,10.0.2.0/24" and env["MNP_HANDSHAKE_TIMEOUT"] == "10"
     assert job["nodeProperties"]["numNodes"] == 3
+    # the job got the URI of a fresh secret (never the secret itself); the secret is gone once the job ended
+    (submission,) = seen
+    assert re.fullmatch(r"s3://bucket/run1/in/\.batchpipes-mnp/[0-9a-f]{32}\.key", submission["uri"])
+    assert re.fullmatch(rb"[0-9a-f]{64}\n", submission["secret"]) and submission["sse"] == "AES256"
+    assert submission["params"]["nodeOverrides"]["nodePropertyOverrides"][0]["targetNodes"] == "0:"
+    assert submission["secret"].strip().decode() not in json.dumps(submission["params"]) + json.dumps(job, default=str)
+    assert secret_keys("bucket") == []
+    assert s3.get_object(Bucket="bucket", Key="run1/in/topol.tpr")["Body"].read() == b"tpr"
+
+
+@mock_aws(config=MOTO)
+def test_secret_kept_while_the_job_runs_and_deleted_when_it_failed(monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture,
+                                                                   expect_user_error) -> None:
+    batch = boto3.client("batch", region_name=REGION)
+    queue = batch_queue(batch, boto3.client("iam", region_name=REGION))
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="bucket", CreateBucketConfiguration={"LocationConstraint": REGION})
+    arn = batch.register_job_definition(**mnp.job_definition("gmx-mnp", "img:1", 2, 4, 8192))["jobDefinitionArn"]
+    # Ctrl-C while waiting (during the first DescribeJobs): the job still runs, and its retries need the secret
+
+    def interrupt(**_kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    batch.meta.events.register("before-call.batch.DescribeJobs", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        mnp.submit_and_wait(batch, "run-3", queue, arn, poll_seconds=0.2, s3_client=s3, input_uri="s3://bucket/run1/in")
+    batch.meta.events.unregister("before-call.batch.DescribeJobs", interrupt)
+    (kept,) = secret_keys("bucket")
+    assert f"its rendezvous secret s3://bucket/{kept} stays until it ends" in caplog.text
+    s3.delete_object(Bucket="bucket", Key=kept)
+    monkeypatch.setenv("MOTO_SIMPLE_BATCH_FAIL_AFTER", "0")
+    message = expect_user_error(mnp.submit_and_wait, batch, "run-4", queue, arn, poll_seconds=0.2,
+                                timeout_seconds=120, s3_client=s3, input_uri="s3://bucket/run1/in/")
+    assert "AWS Batch job run-4 (" in message and "FAILED" in message
+    assert secret_keys("bucket") == []
+    # no bucket: one line, before anything is submitted
+    message = expect_user_error(mnp.submit_and_wait, batch, "run-5", queue, arn, s3_client=s3,
+                                input_uri="s3://no-such-bucket/in/")
+    assert message == ("cannot store the job's rendezvous secret under s3://no-such-bucket/in/: NoSuchBucket: The "
+                       "specified bucket does not exist: the submitting credentials need s3:PutObject and "
+                       "s3:DeleteObject on the input prefix")
+    names = {j["jobName"] for s in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+             for j in batch.list_jobs(jobQueue=queue, jobStatus=s)["jobSummaryList"]}
+    assert "run-5" not in names
+
+
+def test_cli_mnp_bad_allowed_networks(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = cli.main(["gromacs", "mnp-definition", "--image", "img:1", "--input-uri", "s3://bucket/in/",
+                   "--output-uri", "s3://bucket/out/", "--allowed-networks", "10.0.0.0/16,subnet-0abc"])
+    assert rc == 2
+    assert capsys.readouterr().err.strip() == ("error: --allowed-networks has 'subnet-0abc', not an IPv4 network: "
+                                               "give CIDRs such as 10.0.0.0/16, separated by commas")
 
 
 def test_cli_mnp_submit_bad_uri_and_no_credentials(monkeypatch: pytest.MonkeyPatch,
@@ -299,6 +403,23 @@ def test_entrypoint_stages_inputs_and_checkpoints_through_s3(tmp_path: Path,
     assert s3.get_object(Bucket="mdrun", Key="out/md.cpt")["Body"].read() == b"checkpoint of attempt 2"
     head = s3.head_object(Bucket="mdrun", Key="out/md.xtc")
     assert head["ServerSideEncryption"] == "AES256"
+
+
+@mock_aws
+def test_entrypoint_reads_the_secret_from_s3() -> None:
+    ep = load_entrypoint()
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="mdrun", CreateBucketConfiguration={"LocationConstraint": REGION})
+    uri = mnp.put_secret(s3, "s3://mdrun/in/")
+    secret = ep.load_secret(uri)
+    assert re.fullmatch(rb"[0-9a-f]{64}", secret)
+    assert ep.download_prefix("s3://mdrun/in/", Path("/nonexistent")) == []  # input staging skips the secret
+    mnp.delete_secret(s3, uri)
+    with pytest.raises(ep.RendezvousError) as info:
+        ep.load_secret(uri)
+    assert str(info.value) == (f"cannot read the rendezvous secret {uri}: NoSuchKey (The specified key does not "
+                               "exist.): check MNP_SECRET_URI and that every node can read it (the job role needs "
+                               "s3:GetObject on it; mnp-submit deletes it when the job has ended)")
 
 
 def test_entrypoint_needs_batch_variables(monkeypatch: pytest.MonkeyPatch,

@@ -1,11 +1,26 @@
-"""Bad GROMACS inputs end with one clear line, raised as UserError by the run (real containers)."""
+"""Bad GROMACS inputs end with one clear line, raised as UserError by the run (real containers).
+
+The second half runs the tasks of wdl/tasks/gromacs.wdl directly under miniwdl, as a Cromwell user would
+(bypassing the CLI's validation), with hostile values: each must stop with its exact one-line ERROR before
+any work, and nothing it holds may run as shell (an injected ``touch pwned`` would leave a file in the
+task's working directory).
+"""
 
 from __future__ import annotations
 
+import gzip
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from batchpipes import local, settings, workflows
+from batchpipes import containers, local, settings, workflows
+
+PDB = settings.INPUTS_DIR / "gromacs" / "1ubq.pdb"
+TASKS = settings.WDL_DIR / "tasks" / "gromacs.wdl"
 
 
 @pytest.fixture()
@@ -44,3 +59,209 @@ def test_box_type_outside_choices(expect_user_error):
     message = expect_user_error(local.prepare_inputs, flow, settings.INPUTS_DIR / "gromacs.local.json",
                                 {"gromacs.box_type": "sphere"})
     assert "gromacs.box_type is 'sphere': choose one of cubic, dodecahedron, octahedron, triclinic" in message
+
+
+def test_hostile_name_is_refused_before_the_run(expect_user_error, tmp_path):
+    """The CLI checks name against the pattern of the workflow's parameter_meta: no task starts."""
+    flow = workflows.get("gromacs")
+    message = expect_user_error(local.prepare_inputs, flow, settings.INPUTS_DIR / "gromacs.local.json",
+                                {"gromacs.name": "x';touch pwned;: '"})
+    assert "gromacs.name" in message and "x';touch pwned;: '" in message
+    assert "letters, digits, '.', '_' and '-'" in message
+
+
+# --- the tasks run directly (as under Cromwell, without the CLI's checks) ---------------------------------
+
+NAME_RULE = ("may hold only letters, digits, '.', '_' and '-', 1 to 64 characters starting with a letter or digit: "
+             "rename it")
+#: gromacs-data 2022.5 of Debian 12: the force fields of the image, as the task lists them (LC_ALL=C order)
+FORCE_FIELDS = ("amber03,amber94,amber96,amber99,amber99sb,amber99sb-ildn,amberGS,charmm27,gromos43a1,"
+                "gromos43a2,gromos45a3,gromos53a5,gromos53a6,gromos54a7,oplsaa")
+OPLSAA_WATERS = "tip4p,tip4pew,tip3p,tip5p,tip5pe,spc,spce"  # watermodels.dat order
+
+
+@dataclass
+class TaskRun:
+    returncode: int
+    error: str  # the task's last ERROR line, or "" when it printed none
+    run_dir: Path
+
+
+@pytest.fixture(scope="module")
+def run_task(podman_ready: None, tmp_path_factory: pytest.TempPathFactory):
+    """Run one task of wdl/tasks/gromacs.wdl under miniwdl in the gromacs image; inputs as given."""
+    image = containers.publish_local(containers.get("gromacs"))
+    cfg = local.miniwdl_config(call_cache=False)
+
+    def _run(task: str, inputs: dict[str, Any]) -> TaskRun:
+        base = tmp_path_factory.mktemp(f"task-{task}")
+        # max_retries 0: a refused input fails the same way again
+        (base / "inputs.json").write_text(json.dumps({"docker_image": image, "max_retries": 0, **inputs}))
+        run_dir = base / "run"
+        proc = subprocess.run([sys.executable, "-m", "WDL", "run", str(TASKS), "--task", task,
+                               "-i", str(base / "inputs.json"), "--dir", f"{run_dir}/.", "--cfg", str(cfg),
+                               "--no-cache", "--error-json"], capture_output=True, text=True, check=False)
+        stderr = run_dir / "stderr.txt"
+        lines = stderr.read_text().splitlines() if stderr.is_file() else []
+        errors = [ln for ln in lines if ln.startswith("ERROR:")]
+        return TaskRun(proc.returncode, errors[-1] if errors else "", run_dir)
+
+    return _run
+
+
+def assert_refused_early(run: TaskRun, expected: str) -> None:
+    """Failed with exactly ``expected``, before any work: nothing ran, nothing was written, no output."""
+    assert run.returncode != 0
+    assert run.error == expected
+    injected = [p for p in run.run_dir.rglob("*") if p.name == "pwned"]
+    assert not injected, f"an input value ran as shell: {injected}"
+    assert {p.name for p in (run.run_dir / "work").iterdir()} <= {"_miniwdl_inputs"}
+    assert not (run.run_dir / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def prepare_inputs_() -> dict[str, Any]:
+    return {"structure": str(PDB), "name": "1ubq", "force_field": "oplsaa", "water_model": "spce",
+            "box_type": "dodecahedron", "box_distance_nm": 1.0, "salt_molar": 0.15}
+
+
+def any_file(tmp: Path, name: str = "placeholder.txt") -> str:
+    path = tmp / name
+    path.write_text("not read: the task must stop before it\n")
+    return str(path)
+
+
+HOSTILE_NAMES = [
+    "x';touch pwned;: '",
+    "$(touch pwned)",
+    "`touch pwned`",
+    "my protein",
+    "O'Brien",
+    "../1ubq",
+    "-1ubq",
+    "1ubq;touch pwned",
+    "x" * 65,
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_prepare_system_refuses_a_hostile_name(run_task, prepare_inputs_, name):
+    run = run_task("prepare_system", {**prepare_inputs_, "name": name})
+    assert_refused_early(run, f"ERROR: name '{name}' {NAME_RULE}")
+
+
+@pytest.mark.parametrize("task", ["md_stage", "production", "analysis"])
+def test_every_task_refuses_a_hostile_name(run_task, tmp_path, task):
+    name = "x';touch pwned;: '"
+    f = any_file(tmp_path)
+    inputs: dict[str, Any] = {
+        "md_stage": {"stage": "em", "structure": f, "topology": f, "nsteps": 10},
+        "production": {"tpr": f, "nsteps": 10},
+        "analysis": {"md_edr": f, "md_trajectory": f, "md_tpr": f, "md_log": f},
+    }[task]
+    run = run_task(task, {**inputs, "name": name})
+    assert_refused_early(run, f"ERROR: name '{name}' {NAME_RULE}")
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ({"name": "x\ntouch pwned"}, "ERROR: name holds a newline: give it as one line"),
+    ({"box_type": "cubic;touch pwned"},
+     "ERROR: box_type is 'cubic;touch pwned': choose one of cubic, dodecahedron, octahedron, triclinic"),
+    ({"box_type": "cubic\ntouch pwned"}, "ERROR: box_type holds a newline: give it as one line"),
+    ({"force_field": "oplsaa' $(touch pwned)"},
+     f"ERROR: unknown force field 'oplsaa' $(touch pwned)': choose one of {FORCE_FIELDS}"),
+    ({"force_field": "../top/oplsaa"}, f"ERROR: unknown force field '../top/oplsaa': choose one of {FORCE_FIELDS}"),
+    ({"water_model": "spce'`touch pwned`"},
+     f"ERROR: water model 'spce'`touch pwned`' is not one of force field oplsaa's: choose one of {OPLSAA_WATERS}"),
+    ({"water_model": ""}, f"ERROR: water model '' is not one of force field oplsaa's: choose one of {OPLSAA_WATERS}"),
+])
+def test_prepare_system_refuses_hostile_settings(run_task, prepare_inputs_, given, expected):
+    run = run_task("prepare_system", {**prepare_inputs_, **given})
+    assert_refused_early(run, expected)
+
+
+def test_structure_with_a_hostile_file_name_that_is_not_a_pdb(run_task, prepare_inputs_, tmp_path):
+    path = tmp_path / "notes '$(touch pwned)' `touch pwned`.pdb"
+    path.write_text("HEADER    see the supplementary data\n")
+    run = run_task("prepare_system", {**prepare_inputs_, "structure": str(path)})
+    assert_refused_early(run, f"ERROR: structure '{path.name}' is not a PDB file (no ATOM/HETATM records): "
+                              "give a protein structure in PDB format")
+
+
+def test_mmcif_structure_is_named_as_such(run_task, prepare_inputs_, tmp_path):
+    """RCSB's default download is mmCIF; GROMACS 2022 cannot read it."""
+    atoms = [ln for ln in PDB.read_text().splitlines() if ln.startswith("ATOM")][:3]
+    cif = tmp_path / "1ubq.cif"
+    cif.write_text("data_1UBQ\n#\nloop_\n_atom_site.group_PDB\n_atom_site.id\n_atom_site.type_symbol\n"
+                   + "".join(f"ATOM   {i + 1} {ln[76:78].strip()}\n" for i, ln in enumerate(atoms)) + "#\n")
+    run = run_task("prepare_system", {**prepare_inputs_, "structure": str(cif)})
+    assert_refused_early(run, "ERROR: structure '1ubq.cif' is mmCIF, not PDB: download the entry in PDB format "
+                              "or convert it (e.g. gemmi convert in.cif out.pdb)")
+
+
+def test_ligand_unknown_to_the_force_field(run_task, prepare_inputs_, tmp_path):
+    """A ligand in its own chain: pdb2gmx's 'not found in residue topology database' becomes a fix."""
+    protein = [ln for ln in PDB.read_text().splitlines() if ln.startswith("ATOM")]
+    pdb = tmp_path / "1ubq-ligand.pdb"
+    pdb.write_text("\n".join([*protein, "TER",
+                              "HETATM 9001  C1  LIG B 900      10.000  10.000  10.000  1.00  0.00           C",
+                              "END"]) + "\n")
+    run = run_task("prepare_system", {**prepare_inputs_, "structure": str(pdb)})
+    assert run.returncode != 0
+    assert run.error == ("ERROR: structure '1ubq-ligand.pdb' has residue 'LIG', which force field oplsaa does not "
+                         "know (a ligand, ion or modified residue): remove its lines from the PDB or use a force "
+                         "field that has it")
+    assert not (run.run_dir / "out").exists()
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ({"stage": "em';touch pwned;: '"}, "ERROR: unknown stage 'em';touch pwned;: '': choose em, nvt, npt or md"),
+    ({"mdp_overrides": ["emtol = 500\ntouch pwned"]},
+     "ERROR: em: an mdp override holds a newline: give each 'key = value' as its own list item"),
+    ({"mdp_overrides": ["$(touch pwned)"]}, 'ERROR: em: mdp line "$(touch pwned)" is not "key = value"'),
+    ({"mdp_overrides": ["emtol' = 5"]}, "ERROR: em: mdp line \"emtol' = 5\" is not \"key = value\""),
+    ({"mdp_overrides": ["nsteps = 5", "= 5"]}, 'ERROR: em: mdp line "= 5" is not "key = value"'),
+])
+def test_md_stage_refuses_hostile_settings(run_task, tmp_path, given, expected):
+    f = any_file(tmp_path)
+    run = run_task("md_stage", {"stage": "em", "structure": f, "topology": f, "nsteps": 10, "name": "1ubq", **given})
+    assert_refused_early(run, expected)
+
+
+def test_user_mdp_file_that_is_not_key_value(run_task, tmp_path):
+    """The user's mdp file is checked before any work too; its (hostile) file name is only shown."""
+    f = any_file(tmp_path)
+    mdp = tmp_path / "em '$(touch pwned)'.mdp"
+    mdp.write_text("; settings\r\nemtol = 500\r\nintegrator steep\r\n")
+    run = run_task("md_stage", {"stage": "em", "structure": f, "topology": f, "nsteps": 10, "name": "1ubq",
+                                "mdp": str(mdp)})
+    assert_refused_early(run, 'ERROR: em: mdp line "integrator steep" is not "key = value"')
+
+
+
+def test_gzip_compressed_pdb_is_unpacked(run_task, prepare_inputs_, tmp_path):
+    """A .pdb.gz as downloaded from the PDB: the system holds every residue of the protein."""
+    packed = tmp_path / "1ubq.pdb.gz"
+    packed.write_bytes(gzip.compress(PDB.read_bytes()))
+    run = run_task("prepare_system", {**prepare_inputs_, "structure": str(packed)})
+    assert run.returncode == 0, run.error
+    residues = {(ln[21], ln[22:27]) for ln in PDB.read_text().splitlines() if ln.startswith("ATOM")}
+    gro = (run.run_dir / "out" / "system" / "1ubq.system.gro").read_text().splitlines()
+    protein = {ln[:5] for ln in gro[2:-1] if ln[5:10].strip() not in {"SOL", "NA", "CL"}}
+    assert len(protein) == len(residues) == 76
+
+
+def test_damaged_gzip_structure(run_task, prepare_inputs_, tmp_path):
+    path = tmp_path / "1ubq.pdb.gz"
+    path.write_bytes(gzip.compress(PDB.read_bytes())[:300])  # a download cut short
+    run = run_task("prepare_system", {**prepare_inputs_, "structure": str(path)})
+    assert_refused_early(run, "ERROR: structure '1ubq.pdb.gz' is a damaged gzip file: give the PDB file again")
+
+
+def test_structure_that_holds_only_water(run_task, prepare_inputs_, tmp_path):
+    path = tmp_path / "waters.pdb"
+    path.write_text("".join(ln + "\n" for ln in PDB.read_text().splitlines() if ln[17:20] == "HOH"))
+    run = run_task("prepare_system", {**prepare_inputs_, "structure": str(path)})
+    assert run.returncode != 0
+    assert run.error == "ERROR: structure 'waters.pdb' holds only water: give a protein structure"
+    assert not (run.run_dir / "out").exists()

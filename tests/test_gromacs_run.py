@@ -14,12 +14,18 @@ Step counts (inputs/gromacs.local.json) are small for CI but each check is physi
   relaxing from about 990). A missing or wrong barostat (or wrong units) falls outside.
 * Production: frames = steps / nstxout-compressed + 1, checked on the trajectory with gmx check.
 * Resume: continuing the first run's checkpoint to 2000 steps must start at 2 ps and end at 4 ps.
+
+Every file the runs are given has a hostile but legal name (a quote, a space, ``$(...)``, backquotes): the
+structure, the user's NVT mdp file (with Windows line ends) and, for the resumed run, the checkpoint and run input;
+an NVT mdp override holds the same characters in its value. The run must work exactly as with plain names, the
+override must reach the merged mdp verbatim, and nothing may run as shell (no ``pwned`` file anywhere).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -32,16 +38,39 @@ TARGET_K = INPUTS["gromacs.temperature_k"]
 DT = 0.002
 
 
-@pytest.fixture(scope="module")
-def md_run(run_workflow):
-    return run_workflow("gromacs")
+STRUCTURE = settings.INPUTS_DIR / INPUTS["gromacs.structure"]
+#: legal file-name characters a shell would act on: each given file is renamed "<stem> <HOSTILE><suffix>"
+HOSTILE = "'$(touch pwned) `touch pwned` \"x\""
+#: an mdp value with the same characters; 'title' is an obsolete mdp key grompp ignores (with a note)
+TITLE_OVERRIDE = "title = it's $(touch pwned) `touch pwned` \"quoted\""
+
+
+def hostile_copy(path: Path, folder: Path, stem: str) -> Path:
+    copy = folder / f"{stem} {HOSTILE}{path.suffix}"
+    shutil.copyfile(path, copy)
+    return copy
 
 
 @pytest.fixture(scope="module")
-def resumed_run(run_workflow, md_run):
+def given_dir(tmp_path_factory) -> Path:
+    """The folder of the hostile-named input files."""
+    return tmp_path_factory.mktemp("given")
+
+
+@pytest.fixture(scope="module")
+def md_run(run_workflow, given_dir):
+    nvt_mdp = given_dir / f"nvt {HOSTILE}.mdp"
+    nvt_mdp.write_bytes(b"; my NVT settings, saved on Windows\r\nnstlog = 500\r\n")
+    return run_workflow("gromacs", structure=str(hostile_copy(STRUCTURE, given_dir, "my prot")),
+                        nvt_mdp=str(nvt_mdp), nvt_mdp_overrides=[TITLE_OVERRIDE])
+
+
+@pytest.fixture(scope="module")
+def resumed_run(run_workflow, md_run, given_dir):
     """Continue the first run's production from its final checkpoint to twice the steps."""
-    return run_workflow("gromacs", resume_tpr=out(md_run, "production_tpr"),
-                        resume_checkpoint=out(md_run, "checkpoint"),
+    tpr = hostile_copy(Path(out(md_run, "production_tpr")), given_dir, "run")
+    checkpoint = hostile_copy(Path(out(md_run, "checkpoint")), given_dir, "state")
+    return run_workflow("gromacs", resume_tpr=str(tpr), resume_checkpoint=str(checkpoint),
                         production_steps=2 * INPUTS["gromacs.production_steps"])
 
 
@@ -85,6 +114,21 @@ def test_nvt_holds_the_target_temperature(md_run):
     assert summary(md_run)["nvt_second_half_mean_temperature_k"] == pytest.approx(mean, abs=0.01)
     mdp = Path(out(md_run, "nvt_mdp_used")).read_text()
     assert re.search(r"^nsteps\s+=\s+1000$", mdp, re.M) and re.search(r"^ref-t\s+=\s+300\.0+ 300\.0+", mdp, re.M)
+
+
+def test_hostile_file_names_and_values_are_only_data(md_run, resumed_run, given_dir):
+    """The user's mdp file (CRLF) and the override reach the merged mdp verbatim; nothing ran as shell."""
+    mdp = Path(out(md_run, "nvt_mdp_used")).read_text()
+    assert "\r" not in mdp
+    assert re.search(r"^nstlog\s+=\s+500$", mdp, re.M), "the user's mdp file was not merged"
+    key, _, value = TITLE_OVERRIDE.partition(" = ")
+    assert f"{key:<26} = {value}" in mdp.splitlines()
+    for root in (md_run.run_dir, resumed_run.run_dir, given_dir):
+        injected = [p for p in root.rglob("*") if p.name == "pwned"]
+        assert not injected, f"an input value ran as shell: {injected}"
+    # the tasks read the structure under its own name (miniwdl mounts it as given)
+    staged = {p.name for p in md_run.run_dir.rglob("*.pdb")}
+    assert f"my prot {HOSTILE}.pdb" in staged, staged
 
 
 def test_npt_density_relaxes_towards_water_with_protein(md_run):
@@ -158,7 +202,7 @@ def test_gpu_switch_reaches_mdrun(md_run, expect_user_error):
     """gpu = true on an image without CUDA: the production task must refuse, naming the image to use."""
     flow = workflows.get("gromacs")
     cpu_image = containers.publish_local(containers.get("gromacs"))
-    given = {"gromacs.structure": INPUTS["gromacs.structure"], "gromacs.gpu": True,
+    given = {"gromacs.structure": str(settings.INPUTS_DIR / INPUTS["gromacs.structure"]), "gromacs.gpu": True,
              "gromacs.gromacs_cuda_image": cpu_image, "gromacs.production_cpu": 1,
              "gromacs.resume_tpr": out(md_run, "production_tpr"),
              "gromacs.resume_checkpoint": out(md_run, "checkpoint")}

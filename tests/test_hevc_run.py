@@ -6,41 +6,54 @@ are 8 frames at 8K and 48 frames at 640x360. Quality stays at the default (CRF 2
 
 Outputs are checked independently of the workflow's own verify task: stream facts with ffprobe, the
 bitstream's first NAL units, and PSNR recomputed here from decoded frames.
+
+Injection: the chunked and the raw-YUV runs read the clip under a hostile but legal file name (a quote, spaces,
+``$(...)``), which every task receives; a task run directly with miniwdl (as a Cromwell user would, without
+the CLI's input checks) refuses a hostile output_name before running anything.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from batchpipes import containers, settings
+from batchpipes import containers, local, settings
 from batchpipes.testdata import hevc as testdata
 
 LOCAL_JSON = settings.INPUTS_DIR / "hevc.local.json"
+TASKS_WDL = settings.WDL_DIR / "tasks" / "hevc.wdl"
+#: A legal file name that breaks naive quoting and would run `touch x` if spliced into shell.
+HOSTILE_SOURCE = "my clip'$(touch x) 1.mp4"
+HOSTILE_NAME = "x';touch pwned;: '"
+NAME_RULE = "may hold only letters, digits, '.', '_' and '-' (at most 64, not starting with . _ -): rename it"
 
 
 # -- helpers: ffmpeg/ffprobe in the same image the workflow uses ---------------------------------
 
 
-def in_ffmpeg(script: str, *files: Path) -> bytes:
-    """Run ``script`` in the ffmpeg image with the folders of ``files`` mounted read-only at their paths."""
+def in_ffmpeg(argv: list[str], *files: Path) -> bytes:
+    """Run ``argv`` (no shell) in the ffmpeg image with the folders of ``files`` mounted read-only at their paths."""
     image = containers.build(containers.get("ffmpeg"))
     mounts: list[str] = []
     for folder in sorted({f.resolve().parent for f in files}):
         mounts += ["-v", f"{folder}:{folder}:ro"]
-    proc = subprocess.run(["podman", "run", "--rm", "--network", "none", *mounts, image,
-                           "bash", "-euo", "pipefail", "-c", script], capture_output=True, check=False)
+    # As root: the image's unprivileged user cannot enter pytest's 0700 temporary folders.
+    proc = subprocess.run(["podman", "run", "--rm", "--network", "none", "--user", "0:0", *mounts, image, *argv],
+                          capture_output=True, check=False)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
     return proc.stdout
 
 
 def probe(video: Path) -> dict[str, Any]:
     v = video.resolve()
-    out = in_ffmpeg(f"ffprobe -v error -count_frames -show_streams -show_format -of json '{v}'", v)
+    out = in_ffmpeg(["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json", str(v)],
+                    v)
     return json.loads(out)
 
 
@@ -50,7 +63,8 @@ def video_stream(info: dict[str, Any]) -> dict[str, Any]:
 
 def raw_frames(video: Path, pix_fmt: str = "yuv420p") -> bytes:
     v = video.resolve()
-    return in_ffmpeg(f"ffmpeg -v error -i '{v}' -map 0:v:0 -f rawvideo -pix_fmt {pix_fmt} -", v)
+    return in_ffmpeg(["ffmpeg", "-v", "error", "-i", str(v), "-map", "0:v:0", "-f", "rawvideo",
+                      "-pix_fmt", pix_fmt, "-"], v)
 
 
 def psnr_8bit(a: bytes, b: bytes) -> float:
@@ -80,11 +94,14 @@ def clips(podman_ready: None, tmp_path_factory: pytest.TempPathFactory) -> dict[
     folder = tmp_path_factory.mktemp("hevc-clips")
     testdata.generate(folder, (testdata.CLIP,))
     bad = testdata.generate_bad(folder / "bad")
-    return {"clip": folder / testdata.CLIP, **bad}
+    hostile = folder / "hostile" / HOSTILE_SOURCE
+    hostile.parent.mkdir()
+    shutil.copyfile(folder / testdata.CLIP, hostile)
+    return {"clip": folder / testdata.CLIP, "hostile": hostile, **bad}
 
 
 def clip_inputs(clip: Path, **changes: Any) -> dict[str, Any]:
-    data = json.loads(LOCAL_JSON.read_text())
+    data = json.loads(LOCAL_JSON.read_text())  # its only path, the source, is replaced
     data.update({"hevc.source": str(clip), "hevc.expected_resolution": "640x360", "hevc.profile": "main",
                  "hevc.keyint": testdata.CLIP_GOP})
     data.update({f"hevc.{k}": v for k, v in changes.items()})
@@ -103,12 +120,12 @@ def clip_single(run_workflow, clips):
 
 @pytest.fixture(scope="module")
 def clip_chunked(run_workflow, clips):
-    return run_workflow("hevc", clip_inputs(clips["clip"], chunks=4))
+    return run_workflow("hevc", clip_inputs(clips["hostile"], chunks=4))
 
 
 @pytest.fixture(scope="module")
 def clip_yuv_file(run_workflow, clips):
-    return run_workflow("hevc", clip_inputs(clips["clip"], intermediate="yuv_file"))
+    return run_workflow("hevc", clip_inputs(clips["hostile"], intermediate="yuv_file"))
 
 
 # -- the 8K CPU encode ---------------------------------------------------------------------------
@@ -125,8 +142,8 @@ def test_8k_output_is_hevc_main10_at_7680x4320_with_every_frame(run_8k):
 
 def test_8k_bitstream_starts_with_hevc_parameter_sets(run_8k):
     video = Path(out(run_8k, "video")).resolve()
-    head = in_ffmpeg(f"ffmpeg -v error -i '{video}' -map 0:v:0 -c copy -bsf:v hevc_mp4toannexb -f hevc -",
-                     video)[:64]
+    head = in_ffmpeg(["ffmpeg", "-v", "error", "-i", str(video), "-map", "0:v:0", "-c", "copy",
+                      "-bsf:v", "hevc_mp4toannexb", "-f", "hevc", "-"], video)[:64]
     assert head[:4] == b"\x00\x00\x00\x01"
     nal_type = (head[4] >> 1) & 0x3F
     assert nal_type == 32, f"first NAL unit is type {nal_type}, not a VPS (32)"
@@ -230,6 +247,70 @@ def test_bad_input_fails_with_one_clear_line(run_workflow, clips, expect_user_er
     msg = expect_user_error(run_workflow, "hevc", clip_inputs(clips[bad], **changes))
     assert expected in msg, msg
     assert "Traceback" not in msg and "_miniwdl_inputs" not in msg, msg
+
+
+# -- injection: hostile file names work, hostile output names are refused by the task itself -------------
+
+
+def test_hostile_source_name_works_and_gives_a_safe_output_name(clip_chunked, clip_yuv_file, clip_single,
+                                                                clips):
+    """Every task of the chunked and the raw-YUV run got the clip as "my clip'$(touch x) 1.mp4"."""
+    for run in (clip_chunked, clip_yuv_file):
+        assert Path(out(run, "video")).name == "my_clip_touch_x_1.hevc.mp4"
+        assert json.loads(Path(out(run, "source_info")).read_text())["file"] == HOSTILE_SOURCE
+        assert report(run)["passed"]
+        spliced = [p for p in run.run_dir.rglob("x") if p.is_file()]
+        assert not spliced, f"the file name's $(touch x) ran: {spliced}"
+    assert sorted(p.name for p in clips["hostile"].parent.iterdir()) == [HOSTILE_SOURCE]
+    assert Path(out(clip_single, "video")).name == "clip_360p.hevc.mp4"
+
+
+def run_task(task: str, inputs: dict[str, Any], run_dir: Path) -> tuple[int, dict[str, Any]]:
+    """One task of wdl/tasks/hevc.wdl straight under miniwdl, as a Cromwell user runs it: no CLI checks."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    inputs_file = run_dir / "inputs.json"
+    inputs_file.write_text(json.dumps(inputs))
+    proc = subprocess.run([sys.executable, "-m", "WDL", "run", str(TASKS_WDL), "--task", task, "-i", str(inputs_file),
+                           "--dir", str(run_dir), "--cfg", str(local.miniwdl_config(call_cache=False)),
+                           "--no-cache", "--error-json"], capture_output=True, text=True, check=False)
+    return proc.returncode, json.loads(proc.stdout or "{}")
+
+
+def task_inputs(task: str, clips: dict[str, Path], image: str, output_name: str) -> dict[str, Any]:
+    settings_ = {"encoder": "libx265", "profile": "main", "preset": "ultrafast", "rate_control": "crf",
+                 "audio": "none"}
+    common = {"output_name": output_name, "docker_image": image, "max_retries": 0}
+    by_task: dict[str, dict[str, Any]] = {
+        "probe_source": {"source": str(clips["clip"]), **settings_, "chunks": 1, "expected_resolution": "any"},
+        "encode": {"source": str(clips["clip"]), **settings_, "quality": 22, "bitrate_kbps": 3000,
+                   "width": 640, "height": 360, "frame_rate": "24/1", "cpu": 1, "memory_gb": 1, "disk_gb": 1},
+        "concat_chunks": {"chunks": [str(clips["clip"])], "audio": "none", "expected_frames": testdata.CLIP_FRAMES,
+                          "disk_gb": 1},
+    }
+    return {**by_task[task], **common}
+
+
+@pytest.mark.parametrize(("task", "name", "shown"), [
+    ("probe_source", HOSTILE_NAME, HOSTILE_NAME),
+    ("encode", HOSTILE_NAME, HOSTILE_NAME),
+    ("concat_chunks", HOSTILE_NAME, HOSTILE_NAME),
+    ("encode", "a$(touch pwned)", "a$(touch pwned)"),
+    ("encode", "a\ntouch pwned", "a\\ntouch pwned"),
+    ("encode", "../../pwned", "../../pwned"),
+])
+def test_task_run_directly_refuses_a_hostile_output_name(clips, tmp_path, task, name, shown):
+    image = containers.publish_local(containers.get("ffmpeg"))
+    status, error = run_task(task, task_inputs(task, clips, image, name), tmp_path / "run")
+    assert status != 0 and error, error
+    cause = error.get("cause") or error
+    stderr_file = Path(cause["stderr_file"])
+    lines = [ln for ln in stderr_file.read_text().splitlines() if ln.strip()]
+    assert lines == [f"ERROR: output_name '{shown}' {NAME_RULE}"]
+    assert not [p for p in tmp_path.rglob("pwned*")], "the hostile output_name ran a command"
+    # Nothing ran before the check: no ffprobe/ffmpeg output, no video, no outputs of the task.
+    work = stderr_file.parent / "work"
+    produced = {p.name for p in work.iterdir() if not p.name.startswith("_miniwdl")}
+    assert produced <= {"settings.json", "settings.txt"}, produced
 
 
 def test_bundled_8k_source_regenerates_bit_for_bit(podman_ready, tmp_path):

@@ -166,7 +166,7 @@ def _validate(tmp_path: Path, **changes: Any) -> dict[str, Any]:
     data = json.loads((settings.INPUTS_DIR / "hevc.local.json").read_text())
     data.update({f"hevc.{k}": v for k, v in changes.items()})
     return workflows.validate(workflows.get("hevc"), data, source="hevc.inputs.json",
-                              base_dirs=[settings.REPO_ROOT])
+                              base_dir=settings.INPUTS_DIR)
 
 
 @pytest.mark.parametrize(("key", "value", "allowed"), [
@@ -190,3 +190,112 @@ def test_local_inputs_point_at_the_bundled_8k_source() -> None:
     import hashlib
 
     assert hashlib.sha256(source.read_bytes()).hexdigest() == provenance["files"][source.name]["sha256"]
+
+
+# -- injection: what the commands may contain, the name pattern, the choices ---------------------------
+
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+SAFE_WRITERS = {"write_lines", "write_json", "write_tsv", "write_map"}
+
+
+def _hevc_tasks_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hevc_tasks", containers.get("ffmpeg").context / "hevc_tasks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tasks() -> list[WDL.Tree.Task]:
+    return list(WDL.load(str(TASKS_PATH)).tasks)
+
+
+@pytest.mark.parametrize("task", _tasks(), ids=lambda t: t.name)
+def test_command_placeholders_are_numbers_or_engine_written_files(task: WDL.Tree.Task) -> None:
+    """No String or File value is pasted into a command: it reaches the shell through a file the engine wrote."""
+    for part in task.command.parts:
+        if not isinstance(part, WDL.Expr.Placeholder):
+            continue
+        expr = part.expr
+        if isinstance(expr.type, WDL.Type.Int | WDL.Type.Float | WDL.Type.Boolean):
+            continue
+        assert isinstance(expr, WDL.Expr.Apply) and expr.function_name in SAFE_WRITERS, \
+            f"{task.name}: ~{{{expr}}} ({expr.type}) pastes a value into the command"
+        assert not part.options, f"{task.name}: ~{{{expr}}} has options {part.options}"
+
+
+@pytest.mark.parametrize("task", _tasks(), ids=lambda t: t.name)
+def test_commands_hold_no_program_text(task: WDL.Tree.Task) -> None:
+    """Programs live in the image (hevc-tasks), not in heredocs or -c strings of the WDL."""
+    text = "".join(p for p in task.command.parts if isinstance(p, str))
+    for banned in ("python3", "<<", "awk ", "perl ", "eval "):
+        assert banned not in text, f"{task.name}: command holds {banned!r}"
+
+
+def test_output_name_pattern_is_declared_and_enforced_by_the_image_script() -> None:
+    doc = _doc()
+    assert doc.workflow is not None
+    metas = {"workflow": doc.workflow.parameter_meta["output_name"]}
+    metas.update({t.name: t.parameter_meta["output_name"] for t in _tasks() if "output_name" in t.parameter_meta})
+    assert set(metas) == {"workflow", "probe_source", "encode", "concat_chunks"}
+    for where, meta in metas.items():
+        assert isinstance(meta, dict) and meta["pattern"] == NAME_PATTERN and meta["description"], where
+    assert _hevc_tasks_module().NAME_PATTERN == NAME_PATTERN
+
+
+def test_choices_in_parameter_meta_are_the_ones_the_tasks_check() -> None:
+    doc = _doc()
+    assert doc.workflow is not None
+    declared = {k: tuple(v["choices"]) for k, v in doc.workflow.parameter_meta.items()
+                if isinstance(v, dict) and "choices" in v}
+    assert declared == _hevc_tasks_module().CHOICES
+
+
+def test_output_name_of_every_call_is_checked_by_the_probe() -> None:
+    """The workflow derives no name itself: encode and concat get the probe's checked (or made-safe) name."""
+    wf = _doc().workflow
+    assert wf is not None
+    text = WDL_PATH.read_text()
+    assert "probe_source.name" in text and "basename(source)" not in text
+    probe = next(n for n in wf.body if isinstance(n, WDL.Call) and n.name == "probe_source")
+    assert str(probe.inputs["output_name"]) == "output_name"
+
+
+@pytest.mark.parametrize(("key", "value", "rule"), [
+    ("output_name", "x';touch pwned;: '", workflows.NAME_RULE),
+    ("output_name", "my clip $(id)", workflows.NAME_RULE),
+    ("output_name", ".hidden", workflows.NAME_RULE),
+    ("output_name", "a" * 65, workflows.NAME_RULE),
+    ("preset", "fast';reboot;'", "this is not a preset name: choose one of ultrafast, superfast, veryfast, faster, "
+                                 "fast, medium, slow, slower, veryslow, placebo (libx265) or p1 to p7 (hevc_nvenc)"),
+    ("preset", "p8", "this is not a preset name"),
+    ("expected_resolution", "7680x4320 $(id)", "give WIDTHxHEIGHT (e.g. 7680x4320) or 'any'"),
+    ("expected_resolution", "8K", "give WIDTHxHEIGHT (e.g. 7680x4320) or 'any'"),
+])
+def test_hostile_strings_are_refused_before_running(expect_user_error, key: str, value: str, rule: str) -> None:
+    msg = expect_user_error(_validate, Path("."), **{key: value})
+    assert msg.startswith(f"hevc.inputs.json: hevc.{key} is {value!r}: {rule}"), msg
+
+
+def test_cli_patterns_agree_with_the_tasks_checks() -> None:
+    """What the CLI lets through, hevc-tasks accepts (the tasks still check, for runs without the CLI)."""
+    import re
+
+    wf = _doc().workflow
+    assert wf is not None
+    ht = _hevc_tasks_module()
+    preset = re.compile(wf.parameter_meta["preset"]["pattern"])
+    assert {p for presets in ht.PRESETS.values() for p in presets} == \
+        {p for p in ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                     "veryslow", "placebo"] + [f"p{i}" for i in range(10)] if preset.fullmatch(p)}
+    resolution = re.compile(wf.parameter_meta["expected_resolution"]["pattern"])
+    for value in ("7680x4320", "any", "640x360", "8K", "0x0", "7680x4320\n", "1x1", "1234567x2"):
+        cli_ok = resolution.fullmatch(value) is not None
+        try:
+            ht.check_settings({"expected_resolution": value})
+            task_ok = True
+        except ht.TaskError:
+            task_ok = False
+        assert cli_ok == task_ok, value

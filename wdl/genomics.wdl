@@ -8,27 +8,52 @@ import "tasks/qc.wdl" as qc
 
 workflow genomics {
     meta {
-        description: "Genomics secondary analysis: paired FASTQ -> sorted, duplicate-marked, indexed BAM -> in parallel {sharded variant calling -> snpEff annotation} and {samtools stats/flagstat}. Exome mode when targets_bed is given."
+        description: "Genomics secondary analysis: paired FASTQ -> sorted, duplicate-marked, indexed BAM -> in parallel {sharded variant calling -> snpEff annotation}, {samtools stats/flagstat} and {callable regions}. Exome mode when targets_bed is given."
         author: "batchpipes"
         outputs: {
-            bam: "Sorted, duplicate-marked BAM",
-            bai: "BAM index",
-            vcf: "Variant calls (FILTER PASS or LowQual), bgzip + tabix",
-            annotated_vcf: "Calls with snpEff ANN annotations"
+            bam: "Sorted, duplicate-marked BAM (<sample>.bam)",
+            bai: "BAM index (<sample>.bam.bai)",
+            markdup_metrics: "samtools markdup statistics",
+            read_counts: "Read pairs counted in each mate file (tab-separated)",
+            vcf: "Variant calls (FILTER PASS or LowQual), bgzip (<sample>.vcf.gz)",
+            vcf_index: "Tabix index of vcf (<sample>.vcf.gz.tbi)",
+            vcf_stats: "bcftools stats of the PASS calls",
+            annotated_vcf: "Calls with snpEff ANN annotations, bgzip",
+            annotated_vcf_index: "Tabix index of annotated_vcf",
+            snpeff_summary: "snpEff summary, HTML",
+            snpeff_db_summary: "One line: the snpEff database's genes by biotype (e.g. '13 protein_coding, 22 tRNA, 2 rRNA genes on 1 contig(s)')",
+            snpeff_genes: "snpEff per-gene counts, text",
+            samtools_stats: "samtools stats of all reads",
+            flagstat: "samtools flagstat, text",
+            flagstat_json: "samtools flagstat, JSON",
+            target_stats: "samtools stats inside the (padded) targets: exome mode only",
+            callable_bed: "Callable regions: bases with at least min_depth reads of MAPQ >= min_mapq, BED, bgzip (<sample>.callable.bed.gz); within the targets in exome mode",
+            callable_bed_index: "Tabix index of callable_bed (<sample>.callable.bed.gz.tbi)",
+            callable_summary: "'<sample>: N bp (x%) of the genome|targets not callable (...)', then name<TAB>value totals (<sample>.callable.txt)"
         }
     }
 
     parameter_meta {
-        sample_name: "Sample name: read group SM and output prefix"
+        sample_name: {
+            description: "Sample name: read group SM and output prefix",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
         fastq_r1: "First mates, FASTQ (plain or gzip)"
         fastq_r2: "Second mates, FASTQ (plain or gzip)"
         reference_fasta: "Reference genome, uncompressed FASTA"
         reference_fai: "samtools .fai of the reference; built when absent"
         aligner_index: "Prebuilt aligner index (bwa: .amb .ann .bwt .pac .sa; minimap2: .mmi); built when absent"
         annotation: "Gene annotation for snpEff: GenBank, GFF3 or GTF, with the reference's contig names"
-        snpeff_genome: "Name given to the snpEff database built from the annotation"
-        codon_table: "snpEff codon table for every contig (e.g. Vertebrate_Mitochondrial); standard when absent"
-        targets_bed: "Target regions (exome mode): calling restricted to them, target QC added"
+        snpeff_genome: {
+            description: "Name given to the snpEff database built from the annotation",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
+        codon_table: {
+            description: "snpEff codon table for every contig (e.g. Vertebrate_Mitochondrial); when absent, a GenBank record's /transl_table, else the standard table",
+            pattern: "^[A-Za-z][A-Za-z0-9_]{0,63}$",
+            pattern_help: "it is not a snpEff codon table name (letters, digits and '_', e.g. Vertebrate_Mitochondrial)"
+        }
+        targets_bed: "Target regions (exome mode), BED (0-based, half-open): calling restricted to them, target QC added; track/browser/# header lines, extra columns, CRLF line ends, any order and overlaps are accepted"
         target_padding: "Bases added on each side of every target"
         aligner: {
             description: "Short-read aligner",
@@ -41,6 +66,8 @@ workflow genomics {
         scatter_count: "Variant-calling shards (regions of about equal size)"
         ploidy: "Sample ploidy"
         min_qual: "Calls with QUAL below this are marked LowQual"
+        min_mapq: "Minimum mapping quality of a read used for calling and counted for callable regions"
+        min_depth: "A base is callable with at least this many reads of MAPQ >= min_mapq"
         align_cpu: "Threads for alignment"
         align_memory_gb: "Memory for alignment, GiB"
         genomics_image: "Image with bwa, minimap2, samtools, bcftools, freebayes (pinned by content hash)"
@@ -64,10 +91,12 @@ workflow genomics {
         Int scatter_count = 4
         Int ploidy = 2
         Int min_qual = 20
+        Int min_mapq = 20
+        Int min_depth = 4
         Int align_cpu = 4
         Int align_memory_gb = 8
-        String genomics_image = "batchpipes/genomics:7b0a89cb6613"
-        String snpeff_image = "batchpipes/snpeff:5abc5e190f6c"
+        String genomics_image = "batchpipes/genomics:1141a18e66da"
+        String snpeff_image = "batchpipes/snpeff:3c28ae429b1b"
     }
 
     if (!defined(reference_fai) || !defined(aligner_index)) {
@@ -116,6 +145,20 @@ workflow genomics {
             docker_image = genomics_image
     }
 
+    # Branch 1b: where calls can be made (reads of MAPQ >= min_mapq, depth >= min_depth).
+    call qc.callable_regions {
+        input:
+            bam = align_reads.bam,
+            bai = align_reads.bai,
+            reference_fai = fai,
+            targets = if defined(targets_bed) then split_regions.intervals else targets_bed,
+            target_padding = target_padding,
+            sample_name = sample_name,
+            min_depth = min_depth,
+            min_mapq = min_mapq,
+            docker_image = genomics_image
+    }
+
     # Branch 2: sharded variant calling, then annotation; the snpEff database is built while
     # the reads are aligned.
     scatter (region in split_regions.regions) {
@@ -128,6 +171,7 @@ workflow genomics {
                 regions_bed = region,
                 caller = caller,
                 ploidy = ploidy,
+                min_mapping_quality = min_mapq,
                 docker_image = genomics_image
         }
     }
@@ -177,5 +221,9 @@ workflow genomics {
         File flagstat = alignment_qc.flagstat
         File flagstat_json = alignment_qc.flagstat_json
         File? target_stats = alignment_qc.target_stats
+        File callable_bed = callable_regions.callable_bed
+        File callable_bed_index = callable_regions.callable_bed_index
+        File callable_summary = callable_regions.callable_summary
+        String snpeff_db_summary = build_snpeff_db.summary
     }
 }

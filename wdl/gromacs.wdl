@@ -17,10 +17,21 @@ workflow gromacs {
     }
 
     parameter_meta {
-        structure: "Protein structure, PDB format (e.g. 1UBQ)"
-        name: "Output prefix"
-        force_field: "GROMACS force field (folder <name>.ff of the GROMACS data directory): oplsaa, amber99sb-ildn, charmm27, gromos54a7, ..."
-        water_model: "Water model of the force field (spce, tip3p, tip4p, ...)"
+        structure: "Protein structure, PDB format (e.g. 1UBQ; gzip-compressed accepted; not mmCIF)"
+        name: {
+            description: "Output prefix: the outputs are named <name>.*",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
+        force_field: {
+            description: "GROMACS force field (folder <name>.ff of the GROMACS data directory): oplsaa, amber99sb-ildn, charmm27, gromos54a7, ...",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$",
+            pattern_help: "this is not a force field name: give a <name>.ff folder of GROMACS 2022, e.g. oplsaa, amber99sb-ildn, charmm27"
+        }
+        water_model: {
+            description: "Water model of the force field (spce, tip3p, tip4p, ...)",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$",
+            pattern_help: "this is not a water model name: give one of the force field's water models, e.g. spce, tip3p, tip4p"
+        }
         box_type: {
             description: "Box shape around the protein",
             choices: ["cubic", "dodecahedron", "octahedron", "triclinic"]
@@ -93,8 +104,8 @@ workflow gromacs {
         Int cpu = 2
         Int production_cpu = 8
         Int memory_gb = 4
-        String gromacs_image = "batchpipes/gromacs:32b704cb750b"
-        String gromacs_cuda_image = "batchpipes/gromacs-cuda:d61de630fc89"
+        String gromacs_image = "batchpipes/gromacs:04bebcaebad0"
+        String gromacs_cuda_image = "batchpipes/gromacs-cuda:c9d9ce6cb56b"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }

@@ -19,7 +19,10 @@ workflow hevc {
 
     parameter_meta {
         source: "Source video: a local file, or an s3:// object under Cromwell on AWS"
-        output_name: "Output base name (letters, digits, . - _); default: the source's name without extension, plus .hevc"
+        output_name: {
+            description: "Output base name (the video is <output_name>.mp4). Default: the source's file name without extension, made safe (accents dropped, every run of other characters than letters, digits, . _ - becomes one _, cut to 64 characters), plus .hevc: \"my clip'$(x) 1.mov\" gives my_clip_x_1.hevc",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
         encoder: {
             description: "HEVC encoder: libx265 (CPU) or hevc_nvenc (NVIDIA GPU, runtime gpuCount 1; H.264 NVENC cannot encode 8K, HEVC NVENC can up to 8192x8192)",
             choices: ["libx265", "hevc_nvenc"]
@@ -28,7 +31,11 @@ workflow hevc {
             description: "main (8-bit 4:2:0) or main10 (10-bit 4:2:0)",
             choices: ["main", "main10"]
         }
-        preset: "Encoder preset; default medium (libx265) or p5 (hevc_nvenc)"
+        preset: {
+            description: "Encoder preset; default medium (libx265) or p5 (hevc_nvenc). libx265: ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow, placebo; hevc_nvenc: p1 to p7 (the probe checks that it fits the encoder)",
+            pattern: "^(ultrafast|superfast|veryfast|faster|fast|medium|slow|slower|veryslow|placebo|p[1-7])$",
+            pattern_help: "this is not a preset name: choose one of ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow, placebo (libx265) or p1 to p7 (hevc_nvenc)"
+        }
         rate_control: {
             description: "crf: constant quality (x265 CRF, NVENC CQ) from `quality`; vbr: average `bitrate_kbps`, peaks 1.5x; cbr: constant `bitrate_kbps`",
             choices: ["crf", "vbr", "cbr"]
@@ -45,7 +52,11 @@ workflow hevc {
             choices: ["copy", "aac", "none"]
         }
         chunks: "1: one encode job. More: split at keyframes into about this many segments, encode them in parallel, join losslessly"
-        expected_resolution: "WIDTHxHEIGHT the source must have (checked by the probe before encoding), or 'any'"
+        expected_resolution: {
+            description: "WIDTHxHEIGHT the source must have (checked by the probe before encoding), or 'any'",
+            pattern: "^([1-9][0-9]{0,5}x[1-9][0-9]{0,5}|any)$",
+            pattern_help: "give WIDTHxHEIGHT (e.g. 7680x4320) or 'any'"
+        }
         vmaf: "Compute VMAF too when the ffmpeg build has libvmaf (Debian's has not)"
         min_psnr: "Fail verification when the average PSNR is below this, dB"
         encode_cpu: "vCPUs per encode job; default 16 (libx265) or 8 (hevc_nvenc)"
@@ -77,21 +88,20 @@ workflow hevc {
         Int? encode_memory_gb
         Int verify_cpu = 4
         Int verify_memory_gb = 8
-        String ffmpeg_image = "batchpipes/ffmpeg:f4685a4a1ee6"
+        String ffmpeg_image = "batchpipes/ffmpeg:1f4f22d0b902"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }
 
     Boolean gpu = encoder == "hevc_nvenc"
     String chosen_preset = select_first([preset, if gpu then "p5" else "medium"])
-    String name = select_first([output_name, sub(basename(source), "\\.[^.]*$", "") + ".hevc"])
     Int cpu = select_first([encode_cpu, if gpu then 8 else 16])
     Int memory_gb = select_first([encode_memory_gb, if gpu then 16 else 24])
 
     call tasks.probe_source {
         input:
             source = source,
-            output_name = name,
+            output_name = output_name,
             encoder = encoder,
             profile = profile,
             preset = chosen_preset,
@@ -118,7 +128,7 @@ workflow hevc {
         call tasks.encode as encode_whole {
             input:
                 source = source,
-                output_name = name,
+                output_name = probe_source.name,
                 encoder = encoder,
                 profile = profile,
                 preset = chosen_preset,
@@ -184,7 +194,7 @@ workflow hevc {
                 chunks = encode_chunk.video,
                 audio_track = split_source.audio_track,
                 audio = audio,
-                output_name = name,
+                output_name = probe_source.name,
                 expected_frames = probe_source.frames,
                 disk_gb = ceil(output_gib * 3.3) + 10,
                 docker_image = ffmpeg_image

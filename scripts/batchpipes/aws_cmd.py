@@ -1,17 +1,53 @@
-"""``batchpipes aws``: the AWS side. Each ``batchpipes/aws/<x>_cmd.py`` adds its own actions."""
+"""``batchpipes aws``: the AWS side. Each ``batchpipes/aws/<x>_cmd.py`` adds its own actions.
+
+Every action runs through ``_one_line_errors``: an AWS failure that the action does not turn into its own
+message still ends as one line (exit status 2), never a traceback: a refusal (HTTP 403) says "access
+denied", an unparseable response says so, an unreachable endpoint says so.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
+
+import botocore.exceptions
+
+from .aws.session import BOTO_FAILURES, describe_botocore, describe_error, is_access_denied, raised_by_response_parser
+from .errors import UserError
 
 #: Action modules under batchpipes.aws, in --help order.
 AWS_COMMANDS = ("cromwell_cmd", "ecr_cmd", "ami_cmd", "stage_cmd", "infra_cmd", "jobs_cmd", "cost_cmd")
+
+Action = Callable[[argparse.Namespace], int]
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """--region and --profile, shared by every AWS action."""
     p.add_argument("--region", help="AWS region (default: AWS_REGION / the profile's region)")
     p.add_argument("--profile", help="AWS profile name (default: AWS_PROFILE / default credentials chain)")
+
+
+def _one_line_errors(action: str, func: Action) -> Action:
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except botocore.exceptions.ClientError as exc:
+            op = exc.operation_name or "a request"
+            if is_access_denied(exc):
+                raise UserError(f"aws {action}: access denied on {op} ({describe_error(exc)}): the credentials in "
+                                "use lack the permission, or a resource policy refuses them: fix the IAM policy "
+                                "or use other credentials (--profile)") from exc
+            raise UserError(f"aws {action}: AWS refused {op} ({describe_error(exc)})") from exc
+        except BOTO_FAILURES as exc:
+            raise UserError(f"aws {action}: {describe_botocore(exc)}") from exc
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+            if not raised_by_response_parser(exc):
+                raise
+            raise UserError(f"aws {action}: {describe_botocore(exc)}") from exc
+
+    return run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,3 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from .cli import register_modules
 
     register_modules(asub, "batchpipes.aws", AWS_COMMANDS)
+    for name, parser in asub.choices.items():
+        func = parser.get_default("func")
+        if func is not None:
+            parser.set_defaults(func=_one_line_errors(name, func))

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import settings, workflows
+from . import settings, wdl_safety, workflows
 from .errors import UserError
 from .images_cmd import stale_pins
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="miniwdl check --strict every WDL file, validate every inputs JSON, "
-                       "check image pins",
+                       "check image pins and the shell-safety of every command",
                        description="Static checks: miniwdl check --strict (with shellcheck) on every WDL "
                        "file, every inputs/*.json against its workflow, WDL image pins against containers/.")
     p.set_defaults(func=_check)
@@ -46,7 +46,7 @@ def validate_inputs_file(path: Path) -> workflows.Workflow:
     flow = workflows.workflow_for_inputs(path, data)
     remote = ".aws." in path.name
     workflows.validate(flow, data, source=str(path.relative_to(settings.REPO_ROOT)),
-                       base_dirs=[settings.REPO_ROOT], check_files=not remote)
+                       base_dir=path.resolve().parent, check_files=not remote)
     return flow
 
 
@@ -54,6 +54,10 @@ def _check(args: argparse.Namespace) -> int:
     for path in wdl_files():
         miniwdl_check(path)
         log.info("ok  miniwdl check --strict %s", path.relative_to(settings.REPO_ROOT))
+        unsafe = wdl_safety.violations(path)
+        if unsafe:
+            raise UserError(f"{unsafe[0]} ({len(unsafe)} such placeholder(s) in this file)")
+        log.info("ok  no String or File pasted into a command: %s", path.relative_to(settings.REPO_ROOT))
     for path in inputs_files():
         flow = validate_inputs_file(path)
         log.info("ok  %s matches %s", path.relative_to(settings.REPO_ROOT), flow.path.relative_to(settings.REPO_ROOT))

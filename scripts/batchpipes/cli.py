@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from botocore.exceptions import BotoCoreError
 
 from . import __version__
-from .errors import UserError
+from .errors import Interrupted, UserError
 
 log = logging.getLogger("batchpipes")
 
@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
+    except Interrupted as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.status
     except UserError as exc:
         log.debug("failure", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)

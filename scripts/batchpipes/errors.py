@@ -11,3 +11,14 @@ class UserError(Exception):
 
 class ToolError(UserError):
     """An external command (podman, miniwdl, ...) failed."""
+
+
+class Interrupted(UserError):
+    """The user stopped the command (Ctrl-C or SIGTERM) and it cleaned up after itself.
+
+    The CLI exits with ``status``: 128 + the signal number, as a shell reports a command killed by it.
+    """
+
+    def __init__(self, message: str, status: int = 130) -> None:
+        super().__init__(message)
+        self.status = status

@@ -4,34 +4,54 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from . import evaluate
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="SNP/indel recall and precision of calls against a truth VCF",
                        description="Compare PASS calls with a truth VCF (both normalised against the "
-                       "same reference) and print SNP and indel recall and precision.")
+                       "same reference) and print SNP and indel recall and precision; 'n/a' where there "
+                       "is nothing to find (recall) or nothing was called (precision). With --callable, "
+                       "also inside and outside the callable regions.")
     p.add_argument("--truth", type=Path, required=True, help="truth VCF (plain or gzip)")
     p.add_argument("--calls", type=Path, required=True, help="called VCF (plain or gzip)")
     p.add_argument("--regions", type=Path, help="BED: compare only inside these intervals")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--callable", type=Path, metavar="BED",
+                   help="callable regions (the workflow's callable_bed, plain or bgzip): "
+                   "also report accuracy inside and outside them")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text (null for n/a)")
     p.set_defaults(func=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .errors import UserError
 
-    for what, path in (("truth", args.truth), ("calls", args.calls), ("regions", args.regions)):
+    for what, path in (("truth", args.truth), ("calls", args.calls), ("regions", args.regions),
+                       ("callable", args.callable)):
         if path is not None and not path.is_file():
             raise UserError(f"--{what} file '{path}' not found")
     regions = evaluate.read_bed(args.regions) if args.regions else None
+    callable_bed = evaluate.read_bed(args.callable) if args.callable else None
     result = evaluate.compare(args.truth, args.calls, regions)
+    split = evaluate.compare_callable(args.truth, args.calls, callable_bed, regions) if callable_bed is not None \
+        else None
     if args.json:
-        print(json.dumps({k: {"recall": v.recall, "precision": v.precision, "tp": v.true_positives,
-                              "fp": v.false_positives, "fn": v.false_negatives} for k, v in result.items()}))
-    else:
-        for acc in result.values():
-            print(acc.line())
+        data: dict[str, object] = {k: v.as_dict() for k, v in result.items()}
+        if split is not None:
+            data.update({scope: {k: v.as_dict() for k, v in accs.items()} for scope, accs in split.items()})
+        print(json.dumps(data))
+        return 0
+    for acc in result.values():
+        print(acc.line())
+    if split is not None and callable_bed is not None:
+        size = evaluate.Regions(callable_bed).size
+        print(f"callable regions: {size} bp in {args.callable.name}")
+        for accs in split.values():
+            for acc in accs.values():
+                print(acc.line())
     return 0

@@ -1,12 +1,15 @@
 """``batchpipes gromacs``: GROMACS jobs that Cromwell cannot run, i.e. AWS Batch multi-node jobs.
 
-``mnp-definition`` prints the job definition (no AWS call); ``mnp-submit`` registers it, submits one
-job and waits for it (boto3; --region/--profile, else the usual AWS environment).
+``mnp-definition`` prints the job definition (no AWS call); ``mnp-submit`` registers it, stores a
+fresh rendezvous secret under the input prefix, submits one job naming it, waits for the job and
+deletes the secret (boto3; --region/--profile, else the usual AWS environment). See mnp.py for why
+the secret lives in S3.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import re
@@ -59,6 +62,21 @@ def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--job-role-arn", help="IAM role of the job (read the input prefix, write the output prefix)")
     p.add_argument("--name", default="batchpipes-gromacs-mnp", help="job definition name")
     p.add_argument("--timeout-seconds", type=int, default=86400, help="per-attempt time limit (default: 1 day)")
+    p.add_argument("--allowed-networks", default="", metavar="CIDR[,CIDR...]",
+                   help="networks the main node accepts nodes from (default: its own subnet); give the subnets of "
+                        "the compute environment when it has more than one")
+
+
+def allowed_networks(value: str) -> list[str]:
+    """The CIDRs of --allowed-networks, normalised; one-line UserError for anything else."""
+    networks = []
+    for item in value.split(",") if value.strip() else []:
+        try:
+            networks.append(str(ipaddress.IPv4Network(item.strip(), strict=False)))
+        except ValueError:
+            raise UserError(f"--allowed-networks has '{item.strip()}', not an IPv4 network: give CIDRs such as "
+                            "10.0.0.0/16, separated by commas") from None
+    return networks
 
 
 def definition_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -72,7 +90,7 @@ def definition_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return mnp.job_definition(
         args.name, args.image, args.nodes, args.vcpus, args.memory_mib,
         gpus_per_node=args.gpus_per_node, command=command, job_role_arn=args.job_role_arn,
-        timeout_seconds=args.timeout_seconds,
+        timeout_seconds=args.timeout_seconds, allowed_networks=allowed_networks(args.allowed_networks),
     )
 
 
@@ -83,12 +101,15 @@ def _definition(args: argparse.Namespace) -> int:
 
 def _submit(args: argparse.Namespace) -> int:
     kwargs = definition_from_args(args)
-    batch = session.client(session.session(args.region, args.profile), "batch")
+    sess = session.session(args.region, args.profile)
+    batch = session.client(sess, "batch")
     try:
         registered = batch.register_job_definition(**kwargs)
         log.info("registered job definition %s", registered["jobDefinitionArn"])
+        # a fresh rendezvous secret for this job, next to its inputs, deleted when the job has ended
         job = mnp.submit_and_wait(batch, args.job_name, args.job_queue, registered["jobDefinitionArn"],
-                                  poll_seconds=args.poll_seconds, timeout_seconds=args.wait_seconds)
+                                  poll_seconds=args.poll_seconds, timeout_seconds=args.wait_seconds,
+                                  s3_client=session.client(sess, "s3"), input_uri=args.input_uri)
     except ClientError as exc:
         raise UserError(f"AWS Batch refused {exc.operation_name}: {session.describe_error(exc)}") from None
     except BotoCoreError as exc:

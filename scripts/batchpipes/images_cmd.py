@@ -1,4 +1,4 @@
-"""``batchpipes images``: build, list and pin the container images of ``containers/``."""
+"""``batchpipes images``: build, list, lock and pin the container images of ``containers/``."""
 
 from __future__ import annotations
 
@@ -30,8 +30,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = isub.add_parser("list", help="list images with their content-hash tags")
     ls.set_defaults(func=_list)
 
-    c = isub.add_parser("check-pins", help="fail if a WDL default image tag differs from its content hash")
+    c = isub.add_parser("check-pins", help="fail if a WDL default image tag differs from its content hash "
+                        "or an image folder lacks its packages.lock")
     c.set_defaults(func=_check_pins)
+
+    lk = isub.add_parser(
+        "lock", help="install each image's packages afresh and write containers/<name>/packages.lock",
+        description="Build the 'packages' stage of each image without the layer cache, list its Debian "
+        "packages with dpkg-query and write containers/<name>/packages.lock (only when it changed). The "
+        "Dockerfile fails the build when the installed packages differ from the lock, so the content-hash "
+        "tag pins the binaries. Review the diff, then run 'batchpipes images pin'.")
+    lk.add_argument("names", nargs="*", help="image names (default: every locally buildable image)")
+    lk.add_argument("--build-host", action="store_true",
+                    help="this is the build host of images marked local_build = false (GPU images): lock "
+                    "them too, from their Dockerfile's own base image, with podman or docker")
+    lk.set_defaults(func=_lock)
 
     pin = isub.add_parser("pin", help="rewrite WDL default image tags to the current content hashes")
     pin.set_defaults(func=_pin)
@@ -44,6 +57,20 @@ def _build(args: argparse.Namespace) -> int:
         image = containers.get(name)
         ref = containers.build(image) if args.no_push else containers.publish_local(image)
         print(ref)
+    return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    images = containers.discover()
+    names = args.names or [n for n, i in images.items() if i.local_build or args.build_host]
+    chosen = [containers.get(name) for name in names]  # every name checked before anything is built
+    changed = [image.name for image in chosen if containers.write_lock(image, build_host=args.build_host)]
+    for image in chosen:
+        state = "changed" if image.name in changed else "unchanged"
+        print(f"{image.shown}/{containers.LOCK_FILE} {state}")
+    if changed:
+        log.info("locks changed (%s): review 'git diff containers/', then run 'batchpipes images pin'",
+                 ", ".join(changed))
     return 0
 
 
@@ -65,8 +92,10 @@ def wdl_pins(wdl_dir: Path | None = None) -> list[tuple[Path, int, str, str]]:
 
 
 def stale_pins() -> list[str]:
+    """Problems with the images the WDL pins: a tag that is not the folder's content hash, an image
+    without a folder, a folder without a (well-formed) packages.lock. One line each."""
     images = containers.discover()
-    problems = []
+    problems = containers.lock_problems(images)
     for path, lineno, name, tag in wdl_pins():
         rel = path.relative_to(settings.REPO_ROOT) if path.is_relative_to(settings.REPO_ROOT) else path
         if name not in images:
@@ -81,7 +110,7 @@ def _check_pins(args: argparse.Namespace) -> int:
     problems = stale_pins()
     if problems:
         raise UserError("; ".join(problems))
-    print("all WDL image pins match containers/")
+    print("all WDL image pins match containers/ and every image has its packages.lock")
     return 0
 
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import containers, settings, workflows
-from .errors import UserError
+from . import containers, results, settings, task_containers, workflows
+from .errors import Interrupted, UserError
 from .images_cmd import PIN_RE
 
 log = logging.getLogger(__name__)
@@ -22,13 +27,12 @@ log = logging.getLogger(__name__)
 def miniwdl_config(call_cache: bool = True) -> Path:
     """Write the miniwdl configuration for podman and return its path."""
     settings.CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    exe = ["podman"] if os.geteuid() == 0 else ["sudo", "-n", "podman"]
     cfg = settings.CACHE_DIR / "miniwdl.cfg"
     cfg.write_text(
         "# written by batchpipes: miniwdl on podman, images from the local registry\n"
         "[scheduler]\ncontainer_backend = podman\nfail_fast = true\n\n"
-        f"[podman]\nexe = {json.dumps(exe)}\n\n"
-        "[call_cache]\n"
+        + containers.miniwdl_podman_config()  # tasks run as the image's unprivileged user
+        + "[call_cache]\n"
         f"put = {str(call_cache).lower()}\nget = {str(call_cache).lower()}\n"
         f"dir = {settings.CACHE_DIR / 'miniwdl_call_cache'}\n\n"
         "[file_io]\nallow_any_input = true\n"
@@ -74,6 +78,8 @@ def resolve_images(flow: workflows.Workflow, inputs: dict[str, Any]) -> dict[str
 class RunResult:
     run_dir: Path
     outputs: dict[str, Any]
+    #: ``run_dir/results/<name>/``: every output file, indexes beside their files (None until published).
+    results_dir: Path | None = None
 
 
 def task_error(error: dict[str, Any]) -> str:
@@ -92,6 +98,91 @@ def task_error(error: dict[str, Any]) -> str:
     return f"{where}: {message}".lstrip(": ")
 
 
+def new_run_dir(parent: Path, name: str) -> Path:
+    """A fresh ``parent/<YYYYMMDD_HHMMSS>_<name>`` folder (miniwdl's naming), made here so that this process
+    knows which containers are its own."""
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = parent / f"{time.strftime('%Y%m%d_%H%M%S')}_{name}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            time.sleep(0.5)
+
+
+def check_local_paths(inputs: dict[str, Any]) -> None:
+    """Local-run limits of podman that would otherwise fail deep inside miniwdl."""
+    def walk(key: str, value: Any) -> None:
+        if isinstance(value, list):
+            for item in value:
+                walk(key, item)
+        elif isinstance(value, str) and value.startswith("/") and ":" in value and Path(value).exists():
+            raise UserError(f"{key} names '{value}', whose path holds ':', which podman cannot mount: rename the "
+                            "file or give a link to it without ':' (on AWS such names are fine)")
+    for key, value in inputs.items():
+        walk(key, value)
+
+
+@contextlib.contextmanager
+def _signals_caught() -> Iterator[list[int]]:
+    """For the block, SIGINT and SIGTERM are recorded in the yielded list instead of stopping the process."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+
+    def record(signum: int, _frame: object) -> None:
+        got.append(signum)
+
+    old = {sig: signal.signal(sig, record) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield got
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _run_miniwdl(cmd: list[str], run_dir: Path, verbose: bool) -> tuple[int, str, str]:
+    """Run miniwdl in its own session; on SIGINT or SIGTERM stop it and every task container it started.
+
+    miniwdl's own interrupt handling ends the ``podman run`` clients, but a task's shell is PID 1 in its container
+    and ignores the SIGTERM podman forwards, so a long step (mdrun, bwa) would go on running. Here the containers
+    whose mounts lie in this run's folder are stopped before this returns.
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with _signals_caught() as signals:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.PIPE,
+                                text=True, env=env, start_new_session=True)
+        out, err = "", ""
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.25)
+                break
+            except subprocess.TimeoutExpired:
+                if signals:
+                    break
+        if not signals:
+            return proc.returncode, out or "", err or ""
+        signum = signals[0]
+        log.warning("%s: stopping the workflow and its task containers", signal.Signals(signum).name)
+        stopped = task_containers.stop_containers_under(run_dir, also=lambda: _interrupt(proc))
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        stopped += task_containers.stop_containers_under(run_dir)
+    raise Interrupted(f"interrupted: stopped the run and {stopped} task container(s); nothing was published "
+                      f"(logs in {run_dir})", status=128 + signum)
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+
+
 def run(
     flow: workflows.Workflow,
     inputs: dict[str, Any],
@@ -100,48 +191,50 @@ def run(
     call_cache: bool = True,
     verbose: bool = False,
 ) -> RunResult:
-    """Run ``flow`` with validated ``inputs`` under miniwdl; raise UserError with the task's message."""
+    """Run ``flow`` with validated ``inputs`` under miniwdl in a new folder under ``run_dir``; raise UserError
+    with the task's message, or Interrupted (after stopping every task container) on SIGINT/SIGTERM."""
+    check_local_paths(inputs)
     inputs = resolve_images(flow, inputs)
     containers.start_registry()
     cfg = miniwdl_config(call_cache)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    here = new_run_dir(run_dir, flow.name)
     # miniwdl keeps its own copy (inputs.json in the run folder); this one is removed after the run.
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix=f".{flow.name}.inputs.", dir=run_dir,
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix=f".{flow.name}.inputs.", dir=here,
                                      delete=False) as fh:
         json.dump(inputs, fh, indent=2)
     inputs_file = Path(fh.name)
     cmd = [sys.executable, "-m", "WDL", "run", str(flow.path), "-i", str(inputs_file),
-           "--dir", str(run_dir), "--cfg", str(cfg), "--error-json"]
+           "--dir", f"{here}/.", "--cfg", str(cfg), "--error-json"]
     if not call_cache:
         cmd.append("--no-cache")
     if verbose:
         cmd.append("--verbose")
-    log.info("miniwdl run %s (logs under %s)", flow.path.relative_to(settings.REPO_ROOT), run_dir)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    log.info("miniwdl run %s (logs under %s)", flow.path.relative_to(settings.REPO_ROOT), here)
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.PIPE,
-                              text=True, env=env, check=False)
+        returncode, stdout, stderr = _run_miniwdl(cmd, here, verbose)
     finally:
         inputs_file.unlink(missing_ok=True)
     try:
-        result = json.loads(proc.stdout) if proc.stdout.strip() else {}
+        result = json.loads(stdout) if stdout.strip() else {}
     except json.JSONDecodeError:
         result = {}
-    if proc.returncode != 0:
+    if returncode != 0:
         if result.get("error"):
             raise UserError(f"{flow.name} failed in {task_error(result)}")
-        tail = (proc.stderr or "").strip().splitlines()[-1:] or ["see the miniwdl log"]
+        tail = stderr.strip().splitlines()[-1:] or ["see the miniwdl log"]
         raise UserError(f"{flow.name} failed: {tail[0]}")
-    return RunResult(run_dir=Path(result.get("dir", run_dir)), outputs=result.get("outputs", {}))
+    done = RunResult(run_dir=Path(result.get("dir", here)), outputs=result.get("outputs", {}))
+    done.results_dir = results.publish(flow, inputs, done.run_dir, done.outputs)
+    return done
 
 
 def prepare_inputs(flow: workflows.Workflow, inputs_path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The inputs JSON plus ``--set`` overrides, validated; relative paths in the JSON are read from its own
+    folder, relative paths given with ``--set`` from the current directory."""
     data = workflows.read_json(inputs_path)
-    data.update(overrides)
-    bases = [Path.cwd(), inputs_path.resolve().parent, settings.REPO_ROOT]
     shown = inputs_path.resolve()
     source = str(shown.relative_to(Path.cwd())) if shown.is_relative_to(Path.cwd()) else str(inputs_path)
-    return workflows.validate(flow, data, source=source, base_dirs=bases)
+    return workflows.validate(flow, data, source=source, base_dir=shown.parent, overrides=overrides)
 
 
 __all__ = ["run", "prepare_inputs", "RunResult", "miniwdl_config"]

@@ -51,5 +51,7 @@ def _run(args: argparse.Namespace) -> int:
     result = local.run(flow, inputs, run_dir=args.dir.resolve(), call_cache=not args.no_cache,
                        verbose=args.verbose)
     log.info("%s finished: %s", flow.name, result.run_dir)
-    print(json.dumps({"dir": str(result.run_dir), "outputs": result.outputs}, indent=2))
+    log.info("results (indexes beside their files): %s", result.results_dir)
+    print(json.dumps({"dir": str(result.run_dir), "results": str(result.results_dir), "outputs": result.outputs},
+                     indent=2))
     return 0

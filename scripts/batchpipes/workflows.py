@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -70,14 +71,95 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _choices(doc: WDL.Document) -> dict[str, list[str]]:
-    """Inputs whose parameter_meta declares ``choices``: the allowed values."""
+#: The one rule for names that become file names, folder names or tags (sample_name, name, output_name, ...):
+#: declared as ``pattern`` in parameter_meta and checked again inside the tasks.
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+NAME_RULE = ("may hold only letters, digits, '.', '_' and '-', 1 to 64 characters starting with a letter or digit: "
+             "rename it")
+
+#: Bounds on resource inputs, by the end of the input's name. A request outside them is a typo, not a plan:
+#: the largest instances AWS Batch can use have 192 vCPUs (448 on u-* high-memory instances, which Batch
+#: cannot schedule), 4,096 GiB is x2iedn.32xlarge's memory, 16,384 GiB is one EBS gp3 volume's maximum, and
+#: 8 GPUs is the most of any instance type.
+RESOURCE_BOUNDS: dict[str, tuple[int, int]] = {
+    "cpu": (1, 192),
+    "memory_gb": (1, 4096),
+    "disk_gb": (1, 16384),
+    "gpu_count": (0, 8),
+}
+
+#: What an ``*_image`` input may hold: a container image reference (registry/repository:tag or @digest).
+IMAGE_REF_RE = re.compile(r"([A-Za-z0-9.-]+:[0-9]{1,5}/)?"  # a registry with a port, e.g. 127.0.0.1:5000/
+                          r"[A-Za-z0-9][A-Za-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(@sha256:[0-9a-f]{64})?")
+#: What an ``*_queue_arn`` input may hold: empty, or an AWS Batch job queue ARN.
+QUEUE_ARN_RE = re.compile(r"(arn:aws[a-z-]*:batch:[a-z0-9-]+:[0-9]{12}:job-queue/[A-Za-z0-9_-]{1,128})?")
+#: Characters no input value may hold: control characters (newline, carriage return, NUL, escape, ...).
+CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+CONTROL_NAMES = {"\n": "a newline", "\r": "a carriage return", "\x00": "a NUL byte"}
+
+
+def _meta(doc: WDL.Document, name: str) -> Any:
+    """parameter_meta of a workflow input, or of a call's task input for ``call.input`` names."""
     assert doc.workflow is not None
-    out = {}
-    for name, meta in doc.workflow.parameter_meta.items():
-        if isinstance(meta, dict) and isinstance(meta.get("choices"), list):
-            out[name] = [str(c) for c in meta["choices"]]
-    return out
+    if "." not in name:
+        return doc.workflow.parameter_meta.get(name)
+    call_name, _, input_name = name.rpartition(".")
+    for node in doc.workflow.body:
+        for call in _calls(node):
+            if call.name == call_name and isinstance(call.callee, WDL.Tree.Task):
+                return call.callee.parameter_meta.get(input_name)
+    return None
+
+
+def _calls(node: WDL.Tree.WorkflowNode) -> list[WDL.Tree.Call]:
+    if isinstance(node, WDL.Tree.Call):
+        return [node]
+    if isinstance(node, WDL.Tree.WorkflowSection):
+        return [c for child in node.body for c in _calls(child)]
+    return []
+
+
+def _strings(value: WDL.Value.Base) -> list[str]:
+    """Every String and File value in ``value`` (arrays, pairs, maps and optionals walked)."""
+    if isinstance(value, WDL.Value.String):  # File and Directory are subclasses
+        return [value.value]
+    return [s for child in value.children for s in _strings(child)]
+
+
+def _check_value(doc: WDL.Document, name: str, value: WDL.Value.Base, where: str) -> None:
+    """Choices, patterns, control characters, image references and resource bounds of one input."""
+    assert doc.workflow is not None
+    key = f"{doc.workflow.name}.{name}"
+    for text in _strings(value):
+        if (bad := CONTROL_RE.search(text)) is not None:
+            what = CONTROL_NAMES.get(bad.group(), "a control character")
+            raise UserError(f"{where}: {key} holds {what} at character {bad.start() + 1} of {text!r}: "
+                            "input values must be one line of printable text")
+    meta = _meta(doc, name)
+    if isinstance(meta, dict) and isinstance(value, WDL.Value.String):
+        choices = meta.get("choices")
+        if isinstance(choices, list) and value.value not in [str(c) for c in choices]:
+            raise UserError(f"{where}: {key} is '{value.value}': choose one of {', '.join(str(c) for c in choices)}")
+        pattern = meta.get("pattern")
+        if isinstance(pattern, str) and re.fullmatch(pattern.lstrip("^").rstrip("$"), value.value) is None:
+            rule = meta.get("pattern_help") or (NAME_RULE if pattern == NAME_PATTERN else f"it must match {pattern}")
+            raise UserError(f"{where}: {key} is {value.value!r}: {rule}")
+    base = name.rpartition(".")[2]
+    if base.endswith("_image") and isinstance(value, WDL.Value.String) \
+            and IMAGE_REF_RE.fullmatch(value.value) is None:
+        raise UserError(f"{where}: {key} is {value.value!r}, not a container image reference "
+                        "(e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/batchpipes/genomics:7b0a89cb6613)")
+    if base.endswith("_queue_arn") and isinstance(value, WDL.Value.String) \
+            and QUEUE_ARN_RE.fullmatch(value.value) is None:
+        raise UserError(f"{where}: {key} is {value.value!r}, not an AWS Batch job queue ARN "
+                        "(arn:aws:batch:REGION:ACCOUNT:job-queue/NAME)")
+    if isinstance(value, WDL.Value.Int):
+        for suffix, (low, high) in RESOURCE_BOUNDS.items():
+            if base == suffix or base.endswith("_" + suffix):
+                if not low <= value.value <= high:
+                    raise UserError(f"{where}: {key} is {value.value}: give {low} to {high} "
+                                    f"(the bounds on {suffix} requests, see README 'Errors')")
+                break
 
 
 def validate(
@@ -85,62 +167,75 @@ def validate(
     data: dict[str, Any],
     *,
     source: str,
-    base_dirs: list[Path] | None = None,
+    base_dir: Path | None = None,
     check_files: bool = True,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Check ``data`` against the workflow's inputs and return it with absolute local paths.
+    """Check ``data`` (an inputs JSON read from ``source``) plus ``overrides`` (``--set NAME=VALUE``) against
+    the workflow's inputs and return them with absolute local paths.
 
-    Raises UserError naming the first problem: unknown input, missing required input, wrong type,
-    a value outside the declared choices, or a local file that does not exist. ``s3://`` and other
-    URIs are accepted as they are (checked where they are read).
+    Relative paths in ``data`` are read from ``base_dir`` (the inputs JSON's own folder, as miniwdl does; default:
+    the current directory), relative paths in ``overrides`` from the current directory. Raises UserError naming
+    the first problem and where it came from (the inputs file or ``--set``): unknown input, missing required input,
+    wrong type, a value outside the declared ``choices`` or ``pattern``, a control character, a resource request
+    outside RESOURCE_BOUNDS, or a local file that does not exist. ``s3://`` and other URIs are accepted as they
+    are (checked where they are read).
     """
     doc = load(flow.path)
     assert doc.workflow is not None
     wf = doc.workflow
-    prefixed = {}
-    for key, value in data.items():
-        if key.startswith("#") or key.startswith("_"):
-            continue  # comment keys
-        bare = key[len(wf.name) + 1:] if key.startswith(wf.name + ".") else key
-        prefixed[f"{wf.name}.{bare}"] = value
-    try:
-        env = WDL.values_from_json(prefixed, wf.available_inputs, wf.required_inputs, namespace=wf.name)
-    except WDL.Error.InputError as exc:
-        raise UserError(f"{source}: {exc}") from exc
-    except WDL.Error.EvalError as exc:
-        raise UserError(f"{source}: {exc}") from exc
 
-    for name, allowed in _choices(doc).items():
-        if name in env and str(env[name].value) not in allowed:
-            raise UserError(f"{source}: {wf.name}.{name} is '{env[name].value}': "
-                            f"choose one of {', '.join(allowed)}")
+    def prefixed(values: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in values.items():
+            if key.startswith("#") or key.startswith("_"):
+                continue  # comment keys
+            bare = key[len(wf.name) + 1:] if key.startswith(wf.name + ".") else key
+            out[f"{wf.name}.{bare}"] = value
+        return out
 
-    bases = base_dirs or [Path.cwd()]
+    from_file, from_set = prefixed(data), prefixed(overrides or {})
+
+    def parse(values: dict[str, Any], where: str, required: bool) -> WDL.Env.Bindings[WDL.Value.Base]:
+        try:
+            return WDL.values_from_json(values, wf.available_inputs, wf.required_inputs if required else None,
+                                        namespace=wf.name)
+        except (WDL.Error.InputError, WDL.Error.EvalError) as exc:
+            raise UserError(f"{where}: {exc}") from exc
+
+    set_env = parse(from_set, "--set", required=False)
+    file_env = parse({k: v for k, v in from_file.items() if k not in from_set}, source, required=False)
+    parse({**from_file, **from_set}, f"{source} and --set" if from_set else source, required=True)
+
     resolved: dict[str, Any] = {}
-    for binding in env:
-        value = binding.value
-        key = f"{wf.name}.{binding.name}"
+    for env, where, base in ((file_env, source, base_dir or Path.cwd()), (set_env, "--set", Path.cwd())):
+        for binding in env:
+            _check_value(doc, binding.name, binding.value, where)
+            key = f"{wf.name}.{binding.name}"
 
-        def fix(v: WDL.Value.Base, key: str = key) -> WDL.Value.Base:
-            if isinstance(v, WDL.Value.File | WDL.Value.Directory):
-                v.value = _resolve_path(v.value, bases, key, source, check_files)
-            for child in v.children:
-                fix(child)
-            return v
+            def fix(v: WDL.Value.Base, key: str = key, where: str = where, base: Path = base) -> WDL.Value.Base:
+                if isinstance(v, WDL.Value.File | WDL.Value.Directory):
+                    v.value = _resolve_path(v.value, base, key, where, check_files)
+                for child in v.children:
+                    fix(child)
+                return v
 
-        resolved[key] = fix(value).json
-    return resolved
+            resolved[key] = fix(binding.value).json
+    order = {k: i for i, k in enumerate([*from_file, *from_set])}
+    return dict(sorted(resolved.items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
-def _resolve_path(raw: str, bases: list[Path], key: str, source: str, check: bool) -> str:
+def _resolve_path(raw: str, base: Path, key: str, where: str, check: bool) -> str:
     if "://" in raw:
         return raw
     p = Path(raw).expanduser()
-    candidates = [p] if p.is_absolute() else [b / p for b in bases]
-    for c in candidates:
-        if c.exists():
-            return str(c.resolve())
+    path = p if p.is_absolute() else base / p
+    if path.exists():
+        return str(path.resolve())
     if not check:
         return raw
-    raise UserError(f"{source}: {key} names file '{raw}', which does not exist "
-                    f"(relative paths are read from {', '.join(str(b) for b in bases)})")
+    if p.is_absolute():
+        raise UserError(f"{where}: {key} names file '{raw}', which does not exist")
+    rule = ("relative paths given with --set are read from the current directory" if where == "--set"
+            else "relative paths in an inputs file are read from the file's own folder")
+    raise UserError(f"{where}: {key} names file '{raw}', which does not exist in {base} ({rule})")

@@ -1,10 +1,16 @@
 version 1.0
 
+# snpEff annotation. Every String and File reaches the shell through a write_lines() file and is used
+# only as a quoted variable or a program argument (README "Shell safety"). The contig rule (which
+# contigs must carry genes) is in containers/snpeff/snpeff_contigs.py; GenBank is converted to GFF3
+# by containers/snpeff/gbk2gff3.py so that tRNA, rRNA and other non-coding genes are kept.
+
 task build_snpeff_db {
     meta {
-        description: "Builds a snpEff database from the annotation it is given (GenBank, GFF3 or GTF) and the reference: nothing is downloaded."
+        description: "Builds a snpEff database from the annotation it is given (GenBank, GFF3 or GTF) and the reference: nothing is downloaded. GenBank keeps every gene (protein-coding, tRNA, rRNA, other RNAs). Fails when no reference contig carries genes of the annotation, or a reference contig is evidently an annotated sequence under another name."
         outputs: {
-            database: "Tarball holding snpEff.config and data/<genome>/snpEffectPredictor.bin"
+            database: "Tarball holding snpEff.config, data/<genome>/snpEffectPredictor.bin and data/<genome>/contigs.tsv (genes per contig and biotype)",
+            summary: "One line: genes by biotype and the number of reference contigs with genes"
         }
     }
 
@@ -12,8 +18,11 @@ task build_snpeff_db {
         annotation: "Gene annotation: GenBank (.gbk), GFF3 or GTF 2.2; plain or gzip"
         reference_fasta: "Reference FASTA (its contig names must match the annotation's)"
         reference_fai: "samtools .fai of the reference"
-        genome_name: "Name of the snpEff genome"
-        codon_table: "snpEff codon table for every contig (e.g. Vertebrate_Mitochondrial, Bacterial_and_Plant_Plastid); standard table when absent"
+        genome_name: {
+            description: "Name of the snpEff genome",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
+        codon_table: "snpEff codon table for every contig (e.g. Vertebrate_Mitochondrial, Bacterial_and_Plant_Plastid). When absent: a GenBank record's /transl_table, else the standard table. A GenBank /transl_table that disagrees is an error"
         docker_image: "Image with snpEff"
         cpu: "Number of CPUs requested"
         memory_gb: "Memory requested, GiB (the Java heap is 1 GiB less)"
@@ -28,7 +37,7 @@ task build_snpeff_db {
         File reference_fai
         String genome_name = "custom"
         String? codon_table
-        String docker_image = "batchpipes/snpeff:5abc5e190f6c"
+        String docker_image = "batchpipes/snpeff:3c28ae429b1b"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -41,56 +50,81 @@ task build_snpeff_db {
 
     command <<<
         set -euo pipefail
-        genome='~{genome_name}'
-        if ! [[ "$genome" =~ ^[A-Za-z0-9._-]+$ ]]; then
-            echo "ERROR: genome_name '${genome}' may hold only letters, digits, '.', '_' and '-'" >&2; exit 1
+        mapfile -t f < ~{write_lines([annotation, reference_fasta, reference_fai])}
+        mapfile -t g < ~{write_lines([genome_name])}
+        mapfile -t codon < ~{write_lines(select_all([codon_table]))}
+        if [ "${#f[@]}" -ne 3 ]; then
+            echo "ERROR: an input path contains a newline: rename the file" >&2; exit 1
         fi
+        if [ "${#g[@]}" -ne 1 ] || [[ ! "${g[0]}" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; then
+            shown=$(printf '%s' "${g[*]}" | tr -c '[:print:]' '?')
+            echo "ERROR: genome_name '${shown}' may hold only letters, digits, '.', '_' and '-' (at most 64, not starting with . _ -): rename it" >&2; exit 1
+        fi
+        genome=${g[0]} annotation=${f[0]} fasta=${f[1]} fai=${f[2]}
+        name=$(basename -- "$annotation")
+        if [ "${#codon[@]}" -gt 1 ] || { [ "${#codon[@]}" -eq 1 ] && ! sed -n 's/^codon\.\([^[:space:]:]*\)[[:space:]]*:.*/\1/p' /etc/snpeff/snpEff.config | grep -qxF -- "${codon[0]}"; }; then
+            shown=$(printf '%s' "${codon[*]}" | tr -c '[:print:]' '?')
+            echo "ERROR: codon_table '${shown}' is not a snpEff codon table (e.g. Vertebrate_Mitochondrial, Bacterial_and_Plant_Plastid; see codon.* in snpEff.config)" >&2; exit 1
+        fi
+
         data="$PWD/db/data/$genome"
         mkdir -p "$data"
-        name=$(basename '~{annotation}')
-        head_line=$( (gzip -cdf '~{annotation}' || true) | head -n 1)
+        summary=()
+        head_line=$( (gzip -cdf -- "$annotation" || true) | head -n 1)
         case "$head_line" in
             LOCUS*)
-                # snpEff names each sequence after the whole VERSION line ("NC_001807.4  GI:17981852"):
-                # keep the name the reference uses, the accession.version or else the LOCUS name.
-                format=genbank
-                gzip -cdf '~{annotation}' | awk -v fai='~{reference_fai}' '
-                    BEGIN { while ((getline line < fai) > 0) { split(line, f, "\t"); contig[f[1]] = 1 } }
-                    /^LOCUS/ { locus = $2 }
-                    /^VERSION/ { name = ($2 in contig || !(locus in contig)) ? $2 : locus; print "VERSION     " name; next }
-                    { print }' > "$data/genes.gbk" ;;
-            "##gff-version 3"*) format=gff3; gzip -cdf '~{annotation}' > "$data/genes.gff"; cp '~{reference_fasta}' "$data/sequences.fa" ;;
+                # snpEff's own GenBank reader keeps only CDS: convert to GFF3 with every gene.
+                format=gff3
+                # The records' /transl_table gives each sequence its codon table (a given codon_table must agree).
+                given=()
+                if [ "${#codon[@]}" -eq 1 ]; then given=(--codon-table "${codon[0]}"); fi
+                gbk2gff3.py --fai "$fai" --gff "$data/genes.gff" --fasta gbk_sequences.fa \
+                    --summary gbk_summary.tsv --label "$name" --genome "$genome" --codon-config codons.config \
+                    "${given[@]}" -- "$annotation"
+                summary=(--summary gbk_summary.tsv) ;;
+            "##gff-version 3"*) format=gff3; gzip -cdf -- "$annotation" > "$data/genes.gff" ;;
             *)
-                if (gzip -cdf '~{annotation}' || true) | grep -v '^#' | head -n 5 | awk -F '\t' 'NF != 9 || $9 !~ /gene_id/ { bad = 1 } END { exit bad }'; then
-                    format=gtf22; gzip -cdf '~{annotation}' > "$data/genes.gtf"; cp '~{reference_fasta}' "$data/sequences.fa"
+                if (gzip -cdf -- "$annotation" || true) | grep -v '^#' | head -n 5 | awk -F '\t' 'NF != 9 || $9 !~ /gene_id/ { bad = 1 } END { exit bad }'; then
+                    format=gtf22; gzip -cdf -- "$annotation" > "$data/genes.gtf"
                 else
                     echo "ERROR: annotation '${name}' is not GenBank (LOCUS), GFF3 (##gff-version 3) or GTF (9 columns with gene_id)" >&2; exit 1
                 fi ;;
         esac
+        # Names first (seconds), before snpEff spends minutes building: some annotated sequence must be a contig.
+        genes="$data/genes.gff"; [ "$format" = gff3 ] || genes="$data/genes.gtf"
+        snpeff_contigs.py precheck --annotation "$genes" --fai "$fai" --label "$name"
+        # Exon sequences and every contig's length come from the reference itself (a contig unknown to
+        # snpEff would give ERROR_OUT_OF_CHROMOSOME_RANGE instead of intergenic annotations).
+        cp -- "$fasta" "$data/sequences.fa"
         {
             grep -v '^data.dir' /etc/snpeff/snpEff.config
             echo "data.dir = ./data/"
             echo "${genome}.genome : ${genome}"
-            codon='~{default="" codon_table}'
-            if [ -n "$codon" ]; then
-                if ! grep -q "^codon.${codon}[[:space:]]*:" /etc/snpeff/snpEff.config; then
-                    echo "ERROR: codon_table '${codon}' is not a snpEff codon table (see codon.* in snpEff.config)" >&2; exit 1
-                fi
-                cut -f1 '~{reference_fai}' | while read -r contig; do echo "${genome}.${contig}.codonTable : ${codon}"; done
+            if [ "${#codon[@]}" -eq 1 ]; then
+                cut -f1 -- "$fai" | while IFS= read -r contig; do echo "${genome}.${contig}.codonTable : ${codon[0]}"; done
+            elif [ -f codons.config ]; then
+                cat codons.config
             fi
         } > db/snpEff.config
-        java -Xmx~{heap_gb}g -jar /usr/share/java/snpeff.jar build -c db/snpEff.config -dataDir "$PWD/db/data" "-${format}" -noCheckCds -noCheckProtein -v "$genome" 2> build.log \
+        java -Xmx~{heap_gb}g -jar /usr/share/java/snpeff.jar build -noLog -c db/snpEff.config -dataDir "$PWD/db/data" \
+            "-${format}" -noCheckCds -noCheckProtein -v "$genome" 2> build.log \
             || { tail -n 20 build.log >&2; echo "ERROR: snpEff could not build a database from '${name}'" >&2; exit 1; }
         if [ ! -s "$data/snpEffectPredictor.bin" ]; then
             tail -n 20 build.log >&2
             echo "ERROR: snpEff wrote no database for '${name}'" >&2; exit 1
         fi
+        # The database itself says which contigs carry genes: one line, or one ERROR line.
+        snpeff_contigs.py record --db "$data/snpEffectPredictor.bin" --fai "$fai" --out "$data/contigs.tsv" \
+            --annotation "$genes" --label "$name" "${summary[@]}" > snpeff_db.summary.txt
+        cat snpeff_db.summary.txt >&2
         rm -f "$data"/genes.* "$data"/sequences.fa
-        tar -czf snpeff_db.tar.gz -C db .
+        tar -czf snpeff_db.tar.gz.part -C db .
+        mv snpeff_db.tar.gz.part snpeff_db.tar.gz
     >>>
 
     output {
         File database = "snpeff_db.tar.gz"
+        String summary = read_string("snpeff_db.summary.txt")
     }
 
     runtime {
@@ -105,7 +139,7 @@ task build_snpeff_db {
 
 task annotate_variants {
     meta {
-        description: "Annotates variant calls with snpEff (ANN field) using a database built by build_snpeff_db."
+        description: "Annotates variant calls with snpEff (ANN field) using a database built by build_snpeff_db. Fails before annotating when calls fall on contigs the database has no genes for while it has genes under other names."
         outputs: {
             annotated_vcf: "Annotated VCF, bgzip-compressed",
             annotated_vcf_index: "Tabix index of the annotated VCF",
@@ -117,8 +151,14 @@ task annotate_variants {
     parameter_meta {
         vcf: "Variant calls (VCF, plain or bgzip)"
         database: "Tarball from build_snpeff_db"
-        genome_name: "snpEff genome name given to build_snpeff_db"
-        sample_name: "Output prefix"
+        genome_name: {
+            description: "snpEff genome name given to build_snpeff_db",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
+        sample_name: {
+            description: "Output prefix",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
         docker_image: "Image with snpEff"
         cpu: "Number of CPUs requested"
         memory_gb: "Memory requested, GiB (the Java heap is 1 GiB less)"
@@ -132,7 +172,7 @@ task annotate_variants {
         File database
         String genome_name = "custom"
         String sample_name
-        String docker_image = "batchpipes/snpeff:5abc5e190f6c"
+        String docker_image = "batchpipes/snpeff:3c28ae429b1b"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -145,24 +185,44 @@ task annotate_variants {
 
     command <<<
         set -euo pipefail
+        mapfile -t f < ~{write_lines([vcf, database])}
+        mapfile -t g < ~{write_lines([genome_name])}
+        mapfile -t n < ~{write_lines([sample_name])}
+        if [ "${#f[@]}" -ne 2 ]; then
+            echo "ERROR: an input path contains a newline: rename the file" >&2; exit 1
+        fi
+        if [ "${#g[@]}" -ne 1 ] || [[ ! "${g[0]}" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; then
+            shown=$(printf '%s' "${g[*]}" | tr -c '[:print:]' '?')
+            echo "ERROR: genome_name '${shown}' may hold only letters, digits, '.', '_' and '-' (at most 64, not starting with . _ -): rename it" >&2; exit 1
+        fi
+        if [ "${#n[@]}" -ne 1 ] || [[ ! "${n[0]}" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; then
+            shown=$(printf '%s' "${n[*]}" | tr -c '[:print:]' '?')
+            echo "ERROR: sample_name '${shown}' may hold only letters, digits, '.', '_' and '-' (at most 64, not starting with . _ -): rename it" >&2; exit 1
+        fi
+        genome=${g[0]} sample=${n[0]} vcf=${f[0]} database=${f[1]}
         mkdir db
-        tar -xzf '~{database}' -C db
-        if [ ! -d 'db/data/~{genome_name}' ]; then
-            echo "ERROR: the snpEff database has no genome '~{genome_name}': give the genome_name used to build it" >&2; exit 1
+        tar -xzf "$database" -C db \
+            || { echo "ERROR: database '$(basename -- "$database")' is not a tarball from build_snpeff_db" >&2; exit 1; }
+        if [ ! -s "db/data/$genome/snpEffectPredictor.bin" ]; then
+            have=$(find db/data -mindepth 2 -maxdepth 2 -name snpEffectPredictor.bin -printf '%h\n' 2>/dev/null | xargs -r -n1 basename | paste -sd, -)
+            echo "ERROR: the snpEff database has no genome '${genome}' (it has: ${have:-none}): give the genome_name used to build it" >&2; exit 1
         fi
-        java -Xmx~{heap_gb}g -jar /usr/share/java/snpeff.jar ann -c db/snpEff.config -dataDir "$PWD/db/data" -nodownload \
-            -stats '~{sample_name}.snpeff.html' -csvStats '~{sample_name}.snpeff.csv' \
-            '~{genome_name}' '~{vcf}' 2> snpeff.log \
-          | bgzip -c > '~{sample_name}.ann.vcf.gz' \
+        # Before snpEff runs: every VCF contig with calls must carry genes or be a gene-less reference contig.
+        snpeff_contigs.py check --manifest "db/data/$genome/contigs.tsv" --db "db/data/$genome/snpEffectPredictor.bin" --vcf "$vcf"
+        java -Xmx~{heap_gb}g -jar /usr/share/java/snpeff.jar ann -noLog -c db/snpEff.config -dataDir "$PWD/db/data" -nodownload \
+            -stats "$sample.snpeff.html" -csvStats "$sample.snpeff.csv" \
+            "$genome" "$vcf" 2> snpeff.log \
+          | bgzip -c > "$sample.ann.vcf.gz.part" \
           || { tail -n 20 snpeff.log >&2; echo "ERROR: snpEff annotation failed" >&2; exit 1; }
-        tabix -p vcf '~{sample_name}.ann.vcf.gz'
-        records=$(bgzip -cd '~{sample_name}.ann.vcf.gz' | grep -vc '^#' || true)
-        lost=$(bgzip -cd '~{sample_name}.ann.vcf.gz' | grep -v '^#' | grep -c 'ERROR_CHROMOSOME_NOT_FOUND' || true)
-        if [ "$records" -gt 0 ] && [ "$lost" -eq "$records" ]; then
-            echo "ERROR: no contig of the VCF is in snpEff genome '~{genome_name}': the annotation and the reference name their sequences differently" >&2
-            exit 1
+        # snpEff could not place a call: never published as if annotated.
+        unplaced=$(bgzip -cd "$sample.ann.vcf.gz.part" | awk -F '\t' '!/^#/ && /ERROR_(OUT_OF_CHROMOSOME_RANGE|CHROMOSOME_NOT_FOUND)/ { n++; if (n == 1) { c = $1; p = $2 } } END { if (n) print n " call(s) (the first at " c ":" p ")" }')
+        if [ -n "$unplaced" ]; then
+            rm -f "$sample.ann.vcf.gz.part"
+            echo "ERROR: snpEff could not place ${unplaced} in genome '${genome}' (beyond the end of the contig, or an unknown contig): the calls were made on another assembly than the database's reference" >&2; exit 1
         fi
-        mv '~{sample_name}.snpeff.genes.txt' '~{sample_name}.snpeff.genes.tsv'
+        mv "$sample.ann.vcf.gz.part" "$sample.ann.vcf.gz"
+        tabix -p vcf "$sample.ann.vcf.gz"
+        mv "$sample.snpeff.genes.txt" "$sample.snpeff.genes.tsv"
     >>>
 
     output {

@@ -3,6 +3,11 @@ version 1.0
 # GROMACS tasks for wdl/gromacs.wdl: system preparation, one MD stage (grompp + mdrun), the
 # production mdrun (CPU or GPU, checkpointed, resumable) and the analysis tables and plots.
 # Every failure prints one "ERROR: ..." line: GROMACS's own "Fatal error" text, joined into one line.
+# Shell safety: no String or File value is pasted into a command. Each arrives in a write_lines file, is read
+# into a bash variable (a value holding a newline is refused) and is used only double-quoted or as a program
+# argument; awk reads values from the environment (ENVIRON), never from its program text. The output prefix
+# (name) is checked against the pattern of parameter_meta, force_field, water_model, box_type and stage against
+# what GROMACS has, before any work.
 
 task prepare_system {
     meta {
@@ -16,11 +21,17 @@ task prepare_system {
     }
 
     parameter_meta {
-        structure: "Protein structure, PDB format"
-        name: "Output prefix"
+        structure: "Protein structure, PDB format (gzip-compressed accepted)"
+        name: {
+            description: "Output prefix: the outputs are named <name>.*",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
         force_field: "GROMACS force field name (a <name>.ff folder of the GROMACS data directory), e.g. oplsaa, amber99sb-ildn, charmm27"
         water_model: "Water model of the force field (its watermodels.dat), e.g. spce, tip3p"
-        box_type: "editconf box type"
+        box_type: {
+            description: "editconf box type",
+            choices: ["cubic", "dodecahedron", "octahedron", "triclinic"]
+        }
         box_distance_nm: "Minimum distance between the protein and the box edge, nm"
         salt_molar: "NaCl concentration added after neutralising, mol/L"
         strip_crystal_water: "Remove crystal waters (HOH/WAT) from the structure before pdb2gmx"
@@ -41,7 +52,7 @@ task prepare_system {
         Float box_distance_nm
         Float salt_molar
         Boolean strip_crystal_water = true
-        String docker_image = "batchpipes/gromacs:32b704cb750b"
+        String docker_image = "batchpipes/gromacs:04bebcaebad0"
         Int cpu = 1
         Int memory_gb = 2
         Int disk_gb = 10
@@ -51,46 +62,94 @@ task prepare_system {
 
     command <<<
         set -euo pipefail
-        export GMX_MAXBACKUP=-1
-        mkdir -p logs
+        export GMX_MAXBACKUP=-1 LC_ALL=C
+        # Every String and File input arrives in a file written by the engine (write_lines), is read into a
+        # bash variable and used only double-quoted or as a program argument: no value is pasted into this script.
+        fail() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+        one() {  # one LABEL FILE: the single line of FILE (a value holding a newline is refused)
+            local -a lines_
+            mapfile -t lines_ < "$2"
+            [ "${#lines_[@]}" -eq 1 ] || fail "$1 holds a newline: give it as one line"
+            printf '%s' "${lines_[0]}"
+        }
+        optional() {  # optional LABEL FILE: as one, empty when the optional input is not given
+            local -a lines_
+            mapfile -t lines_ < "$2"
+            [ "${#lines_[@]}" -le 1 ] || fail "$1 holds a newline: give it as one line"
+            printf '%s' "${lines_[0]:-}"
+        }
+        check_name() {  # the output prefix becomes file names: the pattern of parameter_meta
+            local re='^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
+            [[ $1 =~ $re ]] || fail "name '$1' may hold only letters, digits, '.', '_' and '-', 1 to 64 characters starting with a letter or digit: rename it"
+        }
+        fatal() {  # fatal FILE: GROMACS's "Fatal error" text in one line (else the file's last line)
+            local msg
+            msg=$(awk '/^Fatal error:/ {f = 1; next} f && /^(For more information|-----)/ {exit} f && NF {printf "%s ", $0}' "$1")
+            msg=${msg% }
+            printf '%s' "${msg:-$(tail -n 1 "$1")}"
+        }
+        name=$(one name ~{write_lines([name])})
+        check_name "$name"
+        box=$(one box_type ~{write_lines([box_type])})
+        case "$box" in
+        cubic | dodecahedron | octahedron | triclinic) ;;
+        *) fail "box_type is '$box': choose one of cubic, dodecahedron, octahedron, triclinic" ;;
+        esac
+        ff=$(one force_field ~{write_lines([force_field])})
+        water=$(one water_model ~{write_lines([water_model])})
+        structure=$(one structure ~{write_lines([structure])})
+        shown=$(basename -- "$structure")
+
         gmx_step() {  # gmx_step WHAT ARGS...: run gmx ARGS, keep the log, report a fatal error in one line
             local what=$1
             shift
             if ! gmx -quiet "$@" > "logs/$what.log" 2>&1; then
-                local msg
-                msg=$(awk '/^Fatal error:/ {f = 1; next} f && /^(For more information|-----)/ {exit} f && NF {printf "%s ", $0}' "logs/$what.log")
-                echo "ERROR: gmx $what failed: ${msg:-$(tail -n 1 "logs/$what.log")}" >&2
-                exit 1
+                local msg residue
+                msg=$(fatal "logs/$what.log")
+                residue=$(sed -n "s/.*Residue '\([^']*\)' not found in residue topology database.*/\1/p" "logs/$what.log" | head -n 1)
+                if [ "$what" = pdb2gmx ] && [ -n "$residue" ]; then
+                    fail "structure '$shown' has residue '$residue', which force field $ff does not know (a ligand, ion or modified residue): remove its lines from the PDB or use a force field that has it"
+                fi
+                fail "gmx $what failed: $msg"
             fi
         }
 
-        structure='~{structure}'
-        if ! grep -qE '^(ATOM  |HETATM)' "$structure"; then
-            echo "ERROR: structure '$(basename "$structure")' is not a PDB file (no ATOM/HETATM records): give a protein structure in PDB format" >&2
-            exit 1
+        # the structure: PDB text; a gzip-compressed PDB is unpacked, mmCIF and other formats are refused
+        src=$structure
+        if [ "$(head -c 2 "$src" | od -An -tx1 | tr -d ' \n')" = 1f8b ]; then
+            if ! gzip -dc < "$src" > input.pdb 2> /dev/null; then
+                rm -f input.pdb
+                fail "structure '$shown' is a damaged gzip file: give the PDB file again"
+            fi
+            src=input.pdb
         fi
-        prefix=$(gmx --version 2>/dev/null | awk -F': *' '/^Data prefix/ {print $2}')
+        if grep -qE '^(data_|loop_|_atom_site\.)' "$src"; then
+            fail "structure '$shown' is mmCIF, not PDB: download the entry in PDB format or convert it (e.g. gemmi convert in.cif out.pdb)"
+        fi
+        if ! grep -qE '^(ATOM  |HETATM)' "$src"; then
+            fail "structure '$shown' is not a PDB file (no ATOM/HETATM records): give a protein structure in PDB format"
+        fi
+
+        prefix=$(gmx --version 2> /dev/null | awk -F': *' '/^Data prefix/ {print $2}')
         top="${prefix:-/usr}/share/gromacs/top"
-        ff='~{force_field}'
-        if [ ! -f "$top/$ff.ff/forcefield.itp" ]; then
-            known=$(find "$top" -maxdepth 1 -name '*.ff' -printf '%f\n' | sed 's/\.ff$//' | sort | paste -sd, -)
-            echo "ERROR: unknown force field '$ff': choose one of $known" >&2
-            exit 1
+        known=$(find "$top" -maxdepth 1 -name '*.ff' -printf '%f\n' | sed 's/\.ff$//' | sort)
+        if ! grep -qxF -e "$ff" <<< "$known" || [ ! -f "$top/$ff.ff/forcefield.itp" ]; then
+            fail "unknown force field '$ff': choose one of $(paste -sd, - <<< "$known")"
         fi
-        water='~{water_model}'
-        if ! awk -v w="$water" '$1 == w {found = 1} END {exit !found}' "$top/$ff.ff/watermodels.dat" 2>/dev/null; then
-            known=$(awk '{print $1}' "$top/$ff.ff/watermodels.dat" 2>/dev/null | paste -sd, -)
-            echo "ERROR: water model '$water' is not one of force field $ff's: choose one of ${known:-none listed}" >&2
-            exit 1
+        if [ -z "$water" ] || ! WATER=$water awk '$1 == ENVIRON["WATER"] {found = 1} END {exit !found}' "$top/$ff.ff/watermodels.dat" 2> /dev/null; then
+            known=$(awk '{print $1}' "$top/$ff.ff/watermodels.dat" 2> /dev/null | paste -sd, -)
+            fail "water model '$water' is not one of force field $ff's: choose one of ${known:-none listed}"
         fi
 
         if ~{true="true" false="false" strip_crystal_water}; then
-            grep -vE '^(ATOM  |HETATM).{11}(HOH|WAT|DOD)' "$structure" > clean.pdb
+            { grep -vE '^(ATOM  |HETATM).{11}(HOH|WAT|DOD)' "$src" || true; } > clean.pdb
+            grep -qE '^(ATOM  |HETATM)' clean.pdb || fail "structure '$shown' holds only water: give a protein structure"
         else
-            cp "$structure" clean.pdb
+            cp "$src" clean.pdb
         fi
+        mkdir -p logs
         gmx_step pdb2gmx pdb2gmx -f clean.pdb -o protein.gro -p topol.top -i posre.itp -ff "$ff" -water "$water" -ignh
-        gmx_step editconf editconf -f protein.gro -o boxed.gro -c -d ~{box_distance_nm} -bt '~{box_type}'
+        gmx_step editconf editconf -f protein.gro -o boxed.gro -c -d ~{box_distance_nm} -bt "$box"
         gmx_step solvate solvate -cp boxed.gro -cs spc216.gro -p topol.top -o solvated.gro
         cat > ions.mdp <<'MDP'
         integrator    = steep
@@ -102,10 +161,10 @@ task prepare_system {
         pbc           = xyz
         MDP
         gmx_step grompp-ions grompp -f ions.mdp -c solvated.gro -p topol.top -o ions.tpr
-        echo SOL | gmx_step genion genion -s ions.tpr -o '~{name}.system.gro' -p topol.top -pname NA -nname CL -neutral -conc ~{salt_molar}
-        tail -n +3 '~{name}.system.gro' | head -n -1 | wc -l > atoms.txt
-        tar czf '~{name}.topology.tar.gz' topol.top ./*.itp
-        tar czf '~{name}.prepare-logs.tar.gz' logs
+        echo SOL | gmx_step genion genion -s ions.tpr -o "$name.system.gro" -p topol.top -pname NA -nname CL -neutral -conc ~{salt_molar}
+        tail -n +3 "$name.system.gro" | head -n -1 | wc -l > atoms.txt
+        tar czf "$name.topology.tar.gz" topol.top ./*.itp
+        tar czf "$name.prepare-logs.tar.gz" logs
     >>>
 
     output {
@@ -157,7 +216,10 @@ task md_stage {
         mdp: "mdp file of the user's, merged over the stage's defaults"
         mdp_overrides: "mdp lines 'key = value', applied last"
         run_mdrun: "false: stop after grompp (the production run input)"
-        name: "Output prefix"
+        name: {
+            description: "Output prefix: the outputs are named <name>.*",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
         docker_image: "Image with GROMACS"
         cpu: "Cores (OpenMP threads of one rank)"
         memory_gb: "Memory requested, GiB"
@@ -182,7 +244,7 @@ task md_stage {
         Array[String] mdp_overrides = []
         Boolean run_mdrun = true
         String name
-        String docker_image = "batchpipes/gromacs:32b704cb750b"
+        String docker_image = "batchpipes/gromacs:04bebcaebad0"
         Int cpu = 2
         Int memory_gb = 2
         Int disk_gb = 10
@@ -192,35 +254,83 @@ task md_stage {
 
     command <<<
         set -euo pipefail
-        export GMX_MAXBACKUP=-1
+        export GMX_MAXBACKUP=-1 LC_ALL=C
+        # Every String and File input arrives in a file written by the engine (write_lines), is read into a
+        # bash variable and used only double-quoted or as a program argument: no value is pasted into this script.
+        fail() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+        one() {  # one LABEL FILE: the single line of FILE (a value holding a newline is refused)
+            local -a lines_
+            mapfile -t lines_ < "$2"
+            [ "${#lines_[@]}" -eq 1 ] || fail "$1 holds a newline: give it as one line"
+            printf '%s' "${lines_[0]}"
+        }
+        optional() {  # optional LABEL FILE: as one, empty when the optional input is not given
+            local -a lines_
+            mapfile -t lines_ < "$2"
+            [ "${#lines_[@]}" -le 1 ] || fail "$1 holds a newline: give it as one line"
+            printf '%s' "${lines_[0]:-}"
+        }
+        check_name() {  # the output prefix becomes file names: the pattern of parameter_meta
+            local re='^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
+            [[ $1 =~ $re ]] || fail "name '$1' may hold only letters, digits, '.', '_' and '-', 1 to 64 characters starting with a letter or digit: rename it"
+        }
+        fatal() {  # fatal FILE: GROMACS's "Fatal error" text in one line (else the file's last line)
+            local msg
+            msg=$(awk '/^Fatal error:/ {f = 1; next} f && /^(For more information|-----)/ {exit} f && NF {printf "%s ", $0}' "$1")
+            msg=${msg% }
+            printf '%s' "${msg:-$(tail -n 1 "$1")}"
+        }
         gmx_step() {  # gmx_step WHAT ARGS...: run gmx ARGS, keep the log, report a fatal error in one line
             local what=$1
             shift
-            if ! gmx -quiet "$@" > "$what.out" 2>&1; then
-                local msg
-                msg=$(awk '/^Fatal error:/ {f = 1; next} f && /^(For more information|-----)/ {exit} f && NF {printf "%s ", $0}' "$what.out")
-                echo "ERROR: ~{stage}: gmx $what failed: ${msg:-$(tail -n 1 "$what.out")}" >&2
-                exit 1
-            fi
+            gmx -quiet "$@" > "$what.out" 2>&1 || fail "$stage: gmx $what failed: $(fatal "$what.out")"
         }
         merge_mdp() {  # merge_mdp FILES...: key = value lines, later files win; '_' and '-' in keys are the same
-            awk '
-                { line = $0; sub(/;.*/, "", line) }
+            local f
+            local -a paths=()
+            for f in "$@"; do  # ./ keeps awk from reading a relative name with '=' as an assignment
+                case "$f" in /*) paths+=("$f") ;; *) paths+=("./$f") ;; esac
+            done
+            STAGE=$stage awk '
+                { sub(/\r$/, ""); line = $0; sub(/;.*/, "", line) }
                 line ~ /^[ \t]*$/ { next }
-                index(line, "=") == 0 { printf "ERROR: ~{stage}: mdp line \"%s\" is not \"key = value\"\n", $0 > "/dev/stderr"; bad = 1; exit 1 }
                 {
-                    key = substr(line, 1, index(line, "=") - 1); val = substr(line, index(line, "=") + 1)
+                    eq = index(line, "=")
+                    key = substr(line, 1, eq - 1); val = substr(line, eq + 1)
                     gsub(/^[ \t]+|[ \t]+$/, "", key); gsub(/^[ \t]+|[ \t]+$/, "", val)
+                }
+                eq == 0 || key !~ /^[A-Za-z][A-Za-z0-9_-]*$/ {
+                    printf "ERROR: %s: mdp line \"%s\" is not \"key = value\"\n", ENVIRON["STAGE"], $0 > "/dev/stderr"; bad = 1; exit 1
+                }
+                {
                     norm = tolower(key); gsub(/_/, "-", norm)
                     if (!(norm in v)) order[++n] = norm
                     k[norm] = key; v[norm] = val
                 }
-                END { if (bad) exit 1; for (i = 1; i <= n; i++) printf "%-26s = %s\n", k[order[i]], v[order[i]] }' "$@"
+                END { if (bad) exit 1; for (i = 1; i <= n; i++) printf "%-26s = %s\n", k[order[i]], v[order[i]] }' "${paths[@]}"
         }
 
-        tar xzf '~{topology}'
-        stage='~{stage}'
-        T='~{temperature_k}'
+        stage=$(one stage ~{write_lines([stage])})
+        case "$stage" in
+        em | nvt | npt | md) ;;
+        *) fail "unknown stage '$stage': choose em, nvt, npt or md" ;;
+        esac
+        name=$(one name ~{write_lines([name])})
+        check_name "$name"
+        structure=$(one structure ~{write_lines([structure])})
+        topology=$(one topology ~{write_lines([topology])})
+        restraint=$(optional restraint_reference ~{write_lines(select_all([restraint_reference]))})
+        checkpoint=$(optional previous_checkpoint ~{write_lines(select_all([previous_checkpoint]))})
+        user_mdp=$(optional mdp ~{write_lines(select_all([mdp]))})
+        # the overrides stay in their file (merge_mdp reads it); one line per list item, else one held a newline
+        overrides=~{write_lines(mdp_overrides)}
+        mapfile -t lines < "$overrides"
+        [ "${#lines[@]}" -eq ~{length(mdp_overrides)} ] || fail "$stage: an mdp override holds a newline: give each 'key = value' as its own list item"
+
+        merge_mdp "${user_mdp:-/dev/null}" "$overrides" > /dev/null  # a line that is not key = value: refused now
+
+        tar xzf "$topology"
+        T=~{temperature_k}
         case "$stage" in
         em)
             cat > defaults.mdp <<'MDP'
@@ -236,7 +346,7 @@ task md_stage {
         pbc                 = xyz
         MDP
             ;;
-        nvt|npt|md)
+        *)
             cat > defaults.mdp <<'MDP'
         integrator          = md
         nstlog              = 1000
@@ -260,17 +370,11 @@ task md_stage {
             else
                 printf '%s\n' 'continuation = yes' 'gen-vel = no' 'pcoupl = C-rescale' 'pcoupltype = isotropic' \
                     'tau-p = 1.0' 'compressibility = 4.5e-5' 'refcoord-scaling = com' >> defaults.mdp
-                [ "$stage" = npt ] && echo 'define = -DPOSRES' >> defaults.mdp
+                if [ "$stage" = npt ]; then echo 'define = -DPOSRES' >> defaults.mdp; fi
             fi
             ;;
-        *)
-            echo "ERROR: unknown stage '$stage': choose em, nvt, npt or md" >&2
-            exit 1
-            ;;
         esac
-        user_mdp='~{default="" mdp}'
-        [ -n "$user_mdp" ] || user_mdp=/dev/null
-        merge_mdp defaults.mdp "$user_mdp" > base.mdp
+        merge_mdp defaults.mdp "${user_mdp:-/dev/null}" > base.mdp
         # the named inputs: one reference temperature per coupling group
         groups=$(awk -F'=' '{k = tolower($1); gsub(/[ \t_]/, "", k); gsub(/-/, "", k)} k == "tcgrps" {print $2}' base.mdp | wc -w)
         {
@@ -284,27 +388,23 @@ task md_stage {
                 [ "$stage" = nvt ] || echo "ref-p = ~{pressure_bar}"
             fi
         } > inputs.mdp
-        merge_mdp base.mdp inputs.mdp '~{write_lines(mdp_overrides)}' > '~{name}.~{stage}.mdp'
+        merge_mdp base.mdp inputs.mdp "$overrides" > merged.mdp.tmp
+        mv merged.mdp.tmp "$name.$stage.mdp"
 
-        restraint='~{default="" restraint_reference}'
-        args=(-f '~{name}.~{stage}.mdp' -c '~{structure}' -p topol.top -o '~{name}.~{stage}.tpr' -po mdout.mdp)
-        if [ "$stage" = nvt ] || [ "$stage" = npt ]; then args+=(-r "${restraint:-~{structure}}"); fi
-        checkpoint='~{default="" previous_checkpoint}'
+        args=(-f "$name.$stage.mdp" -c "$structure" -p topol.top -o "$name.$stage.tpr" -po mdout.mdp)
+        if [ "$stage" = nvt ] || [ "$stage" = npt ]; then args+=(-r "${restraint:-$structure}"); fi
         if [ -n "$checkpoint" ]; then args+=(-t "$checkpoint"); fi
         if ! gmx -quiet grompp "${args[@]}" > grompp.out 2>&1; then
             unknown=$(sed -n "s/.*Unknown left-hand '\([^']*\)'.*/\1/p" grompp.out | paste -sd, -)
             if [ -n "$unknown" ]; then
-                echo "ERROR: ~{stage}: unknown mdp key(s) $unknown (not a GROMACS 2022 mdp option): fix the spelling in the mdp file or overrides" >&2
-                exit 1
+                fail "$stage: unknown mdp key(s) $unknown (not a GROMACS 2022 mdp option): fix the spelling in the mdp file or overrides"
             fi
-            msg=$(awk '/^Fatal error:/ {f = 1; next} f && /^(For more information|-----)/ {exit} f && NF {printf "%s ", $0}' grompp.out)
-            echo "ERROR: ~{stage}: gmx grompp failed: ${msg:-$(tail -n 1 grompp.out)}" >&2
-            exit 1
+            fail "$stage: gmx grompp failed: $(fatal grompp.out)"
         fi
-        cp grompp.out '~{name}.~{stage}.grompp.log'
+        cp grompp.out "$name.$stage.grompp.log"
         if ~{true="true" false="false" run_mdrun}; then
-            gmx_step mdrun mdrun -deffnm '~{name}.~{stage}' -ntmpi 1 -ntomp ~{cpu}
-            if [ "$stage" = em ] && ! grep -q 'converged to Fmax <' '~{name}.em.log'; then
+            gmx_step mdrun mdrun -deffnm "$name.$stage" -ntmpi 1 -ntomp ~{cpu}
+            if [ "$stage" = em ] && ! grep -q 'converged to Fmax <' "$name.em.log"; then
                 echo "WARNING: energy minimisation stopped at ~{nsteps} steps before reaching emtol" >&2
             fi
         fi
@@ -351,7 +451,10 @@ task production {
         checkpoint_minutes: "Minutes between checkpoints"
         gpu: "Run on a GPU: gpuCount and GPU-resident mdrun flags (give a CUDA image as docker_image)"
         gpu_count: "GPUs requested when gpu is true"
-        name: "Output prefix"
+        name: {
+            description: "Output prefix: the outputs are named <name>.*",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
         docker_image: "Image with GROMACS; with gpu = true it must be a CUDA build (gromacs-cuda): the workflow passes that one"
         cpu: "Cores (OpenMP threads of one rank)"
         memory_gb: "Memory requested, GiB"
@@ -370,7 +473,7 @@ task production {
         Boolean gpu = false
         Int gpu_count = 1
         String name
-        String docker_image = "batchpipes/gromacs:32b704cb750b"
+        String docker_image = "batchpipes/gromacs:04bebcaebad0"
         Int cpu = 2
         Int memory_gb = 2
         Int disk_gb = 20
@@ -382,41 +485,63 @@ task production {
 
     command <<<
         set -euo pipefail
-        export GMX_MAXBACKUP=-1
-        fatal() {  # fatal FILE: GROMACS's fatal error text in one line
-            awk '/^Fatal error:/ {f = 1; next} f && /^(For more information|-----)/ {exit} f && NF {printf "%s ", $0}' "$1"
+        export GMX_MAXBACKUP=-1 LC_ALL=C
+        # Every String and File input arrives in a file written by the engine (write_lines), is read into a
+        # bash variable and used only double-quoted or as a program argument: no value is pasted into this script.
+        fail() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+        one() {  # one LABEL FILE: the single line of FILE (a value holding a newline is refused)
+            local -a lines_
+            mapfile -t lines_ < "$2"
+            [ "${#lines_[@]}" -eq 1 ] || fail "$1 holds a newline: give it as one line"
+            printf '%s' "${lines_[0]}"
         }
+        optional() {  # optional LABEL FILE: as one, empty when the optional input is not given
+            local -a lines_
+            mapfile -t lines_ < "$2"
+            [ "${#lines_[@]}" -le 1 ] || fail "$1 holds a newline: give it as one line"
+            printf '%s' "${lines_[0]:-}"
+        }
+        check_name() {  # the output prefix becomes file names: the pattern of parameter_meta
+            local re='^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
+            [[ $1 =~ $re ]] || fail "name '$1' may hold only letters, digits, '.', '_' and '-', 1 to 64 characters starting with a letter or digit: rename it"
+        }
+        fatal() {  # fatal FILE: GROMACS's "Fatal error" text in one line (else the file's last line)
+            local msg
+            msg=$(awk '/^Fatal error:/ {f = 1; next} f && /^(For more information|-----)/ {exit} f && NF {printf "%s ", $0}' "$1")
+            msg=${msg% }
+            printf '%s' "${msg:-$(tail -n 1 "$1")}"
+        }
+        name=$(one name ~{write_lines([name])})
+        check_name "$name"
+        tpr=$(one tpr ~{write_lines([tpr])})
+        checkpoint=$(optional resume_checkpoint ~{write_lines(select_all([resume_checkpoint]))})
         flags=(-ntmpi 1 -ntomp ~{cpu})
         if ~{true="true" false="false" gpu}; then
-            if gmx --version 2>/dev/null | grep -qE '^GPU support: +disabled'; then
-                echo "ERROR: gpu is true but this image's GROMACS has no GPU support: use the gromacs-cuda image (gromacs_cuda_image)" >&2
-                exit 1
+            if gmx --version 2> /dev/null | grep -qE '^GPU support: +disabled'; then
+                fail "gpu is true but this image's GROMACS has no GPU support: use the gromacs-cuda image (gromacs_cuda_image)"
             fi
             # GPU-resident step: non-bonded, PME, bonded forces and the update/constraints on the GPU
             export GMX_ENABLE_DIRECT_GPU_COMM=1
             flags+=(-nb gpu -pme gpu -bonded gpu -update gpu)
         fi
-        cp '~{tpr}' run.tpr
-        checkpoint='~{default="" resume_checkpoint}'
+        cp "$tpr" run.tpr
         if [ -n "$checkpoint" ]; then
             cp "$checkpoint" previous.cpt
             flags+=(-cpi previous.cpt -noappend)
         fi
-        if ! gmx -quiet convert-tpr -s run.tpr -nsteps ~{nsteps} -o '~{name}.md.tpr' > convert.out 2>&1; then
-            echo "ERROR: production: cannot read the run input '$(basename '~{tpr}')': $(fatal convert.out)" >&2
-            exit 1
+        if ! gmx -quiet convert-tpr -s run.tpr -nsteps ~{nsteps} -o "$name.md.tpr" > convert.out 2>&1; then
+            fail "production: cannot read the run input '$(basename -- "$tpr")': $(fatal convert.out)"
         fi
-        if ! gmx -quiet mdrun -s '~{name}.md.tpr' -deffnm '~{name}.md' -cpt ~{checkpoint_minutes} "${flags[@]}" > mdrun.out 2>&1; then
-            echo "ERROR: production: gmx mdrun failed: $(fatal mdrun.out)" >&2
-            exit 1
+        if ! gmx -quiet mdrun -s "$name.md.tpr" -deffnm "$name.md" -cpt ~{checkpoint_minutes} "${flags[@]}" > mdrun.out 2>&1; then
+            fail "production: gmx mdrun failed: $(fatal mdrun.out)"
         fi
         # a resumed run writes NAME.md.partNNNN.*: give the outputs their usual names
-        for part in '~{name}'.md.part*.*; do
+        for part in "$name".md.part*.*; do
             [ -e "$part" ] || continue
-            mv "$part" "~{name}.md.${part##*.}"
+            mv "$part" "$name.md.${part##*.}"
         done
-        [ -e '~{name}.md.xtc' ] || { echo "ERROR: production wrote no trajectory: set nstxout-compressed > 0" >&2; exit 1; }
-        awk '/^Performance:/ {print $2}' '~{name}.md.log' | tail -n 1 > ns_per_day.txt
+        [ -e "$name.md.xtc" ] || fail "production wrote no trajectory: set nstxout-compressed > 0"
+        awk '/^Performance:/ {print $2}' "$name.md.log" | tail -n 1 > ns_per_day.txt
         [ -s ns_per_day.txt ] || echo 0 > ns_per_day.txt
     >>>
 
@@ -461,7 +586,10 @@ task analysis {
         md_trajectory: "Production trajectory (.xtc)"
         md_tpr: "Production run input"
         md_log: "Production mdrun log"
-        name: "Output prefix"
+        name: {
+            description: "Output prefix: the outputs are named <name>.*",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
         docker_image: "Image with GROMACS and gnuplot"
         cpu: "Cores"
         memory_gb: "Memory requested, GiB"
@@ -480,7 +608,7 @@ task analysis {
         File md_tpr
         File md_log
         String name
-        String docker_image = "batchpipes/gromacs:32b704cb750b"
+        String docker_image = "batchpipes/gromacs:04bebcaebad0"
         Int cpu = 1
         Int memory_gb = 2
         Int disk_gb = 10
@@ -490,46 +618,78 @@ task analysis {
 
     command <<<
         set -euo pipefail
-        export GMX_MAXBACKUP=-1
+        export GMX_MAXBACKUP=-1 LC_ALL=C
+        # Every String and File input arrives in a file written by the engine (write_lines), is read into a
+        # bash variable and used only double-quoted or as a program argument: no value is pasted into this script.
+        fail() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+        one() {  # one LABEL FILE: the single line of FILE (a value holding a newline is refused)
+            local -a lines_
+            mapfile -t lines_ < "$2"
+            [ "${#lines_[@]}" -eq 1 ] || fail "$1 holds a newline: give it as one line"
+            printf '%s' "${lines_[0]}"
+        }
+        optional() {  # optional LABEL FILE: as one, empty when the optional input is not given
+            local -a lines_
+            mapfile -t lines_ < "$2"
+            [ "${#lines_[@]}" -le 1 ] || fail "$1 holds a newline: give it as one line"
+            printf '%s' "${lines_[0]:-}"
+        }
+        check_name() {  # the output prefix becomes file names: the pattern of parameter_meta
+            local re='^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
+            [[ $1 =~ $re ]] || fail "name '$1' may hold only letters, digits, '.', '_' and '-', 1 to 64 characters starting with a letter or digit: rename it"
+        }
+        fatal() {  # fatal FILE: GROMACS's "Fatal error" text in one line (else the file's last line)
+            local msg
+            msg=$(awk '/^Fatal error:/ {f = 1; next} f && /^(For more information|-----)/ {exit} f && NF {printf "%s ", $0}' "$1")
+            msg=${msg% }
+            printf '%s' "${msg:-$(tail -n 1 "$1")}"
+        }
+        name=$(one name ~{write_lines([name])})
+        check_name "$name"
+        em_log=$(optional em_log ~{write_lines(select_all([em_log]))})
+        em_edr=$(optional em_edr ~{write_lines(select_all([em_edr]))})
+        nvt_edr=$(optional nvt_edr ~{write_lines(select_all([nvt_edr]))})
+        npt_edr=$(optional npt_edr ~{write_lines(select_all([npt_edr]))})
+        md_edr=$(one md_edr ~{write_lines([md_edr])})
+        md_trajectory=$(one md_trajectory ~{write_lines([md_trajectory])})
+        md_tpr=$(one md_tpr ~{write_lines([md_tpr])})
+        md_log=$(one md_log ~{write_lines([md_log])})
         mkdir -p tables plots
         table() {  # table EDR TERM COLUMN: one energy term against time -> tables/COLUMN.tsv
-            local out="tables/$3.tsv"
             if ! echo "$2" | gmx -quiet energy -f "$1" -o term.xvg > energy.out 2>&1; then
-                echo "ERROR: analysis: gmx energy found no '$2' in $(basename "$1")" >&2
-                exit 1
+                fail "analysis: gmx energy found no '$2' in $(basename -- "$1")"
             fi
-            awk -v col="$3" 'BEGIN {print "time_ps\t" col} !/^[#@]/ && NF >= 2 {print $1 "\t" $2}' term.xvg > "$out"
+            xvg_table term.xvg "$3"
         }
         xvg_table() {  # xvg_table XVG COLUMN: first two columns of an xvg -> tables/COLUMN.tsv
-            awk -v col="$2" 'BEGIN {print "time_ps\t" col} !/^[#@]/ && NF >= 2 {print $1 "\t" $2}' "$1" > "tables/$2.tsv"
+            COLUMN=$2 awk 'BEGIN {print "time_ps\t" ENVIRON["COLUMN"]} !/^[#@]/ && NF >= 2 {print $1 "\t" $2}' "$1" > "tables/$2.tsv"
         }
-        plot() {  # plot COLUMN TITLE
+        plot() {  # plot COLUMN TITLE (both fixed words of this script, never input values)
             gnuplot -e "set terminal png size 900,500; set output 'plots/$1.png'; set datafile separator '\t'; set key off; set grid; set title '$2'; set xlabel 'time (ps)'; set ylabel '$1'; plot 'tables/$1.tsv' using 1:2 every ::1 with lines lw 2"
         }
         mean() { awk -F'\t' 'NR > 1 {s += $2; n++} END {if (n) printf "%.4f", s / n; else printf "null"}' "tables/$1.tsv"; }
         second_half() { awk -F'\t' 'NR > 1 {v[++n] = $2} END {if (!n) {printf "null"; exit}; for (i = int(n / 2) + 1; i <= n; i++) {s += v[i]; m++}; printf "%.4f", s / m}' "tables/$1.tsv"; }
         last() { awk -F'\t' 'NR > 1 {v = $2} END {printf "%s", (v == "" ? "null" : v)}' "tables/$1.tsv"; }
 
-        em_log='~{default="" em_log}'
         em_fmax=null; em_potential=null; em_converged=false
         if [ -n "$em_log" ]; then
             em_fmax=$(awk '/^Maximum force/ {v = $4} END {print (v == "" ? "null" : v + 0)}' "$em_log")
             em_potential=$(awk '/^Potential Energy/ {v = $4} END {print (v == "" ? "null" : v + 0)}' "$em_log")
-            grep -q 'converged to Fmax <' "$em_log" && em_converged=true
-            table '~{default="" em_edr}' Potential em_potential_kJ_mol
+            if grep -q 'converged to Fmax <' "$em_log"; then em_converged=true; fi
+            table "$em_edr" Potential em_potential_kJ_mol
             plot em_potential_kJ_mol "Energy minimisation: potential energy (kJ/mol)"
         fi
         nvt_t=null; nvt_t2=null
-        if [ -n '~{default="" nvt_edr}' ]; then
-            table '~{default="" nvt_edr}' Temperature nvt_temperature_K
+        if [ -n "$nvt_edr" ]; then
+            table "$nvt_edr" Temperature nvt_temperature_K
             plot nvt_temperature_K "NVT equilibration: temperature (K)"
             nvt_t=$(mean nvt_temperature_K)
             nvt_t2=$(second_half nvt_temperature_K)
         fi
         npt_density=null; npt_density2=null; npt_density0=null; npt_pressure=null
-        if [ -n '~{default="" npt_edr}' ]; then
-            table '~{default="" npt_edr}' Density npt_density_kg_m3
-            table '~{default="" npt_edr}' Pressure npt_pressure_bar
+        if [ -n "$npt_edr" ]; then
+            table "$npt_edr" Density npt_density_kg_m3
+            table "$npt_edr" Pressure npt_pressure_bar
             plot npt_density_kg_m3 "NPT equilibration: density (kg/m^3)"
             plot npt_pressure_bar "NPT equilibration: pressure (bar)"
             npt_density=$(mean npt_density_kg_m3)
@@ -537,23 +697,22 @@ task analysis {
             npt_density0=$(awk -F'\t' 'NR == 2 {print $2 + 0}' tables/npt_density_kg_m3.tsv)
             npt_pressure=$(mean npt_pressure_bar)
         fi
-        table '~{md_edr}' Temperature md_temperature_K
-        table '~{md_edr}' Potential md_potential_kJ_mol
+        table "$md_edr" Temperature md_temperature_K
+        table "$md_edr" Potential md_potential_kJ_mol
         plot md_temperature_K "Production: temperature (K)"
         plot md_potential_kJ_mol "Production: potential energy (kJ/mol)"
-        if echo Density | gmx -quiet energy -f '~{md_edr}' -o term.xvg > density.out 2>&1; then
+        if echo Density | gmx -quiet energy -f "$md_edr" -o term.xvg > density.out 2>&1; then
             xvg_table term.xvg md_density_kg_m3  # only with pressure coupling
             plot md_density_kg_m3 "Production: density (kg/m^3)"
         fi
 
         # whole molecules, protein centred, before structural analysis
-        if ! printf 'Protein\nSystem\n' | gmx -quiet trjconv -s '~{md_tpr}' -f '~{md_trajectory}' -o centred.xtc -pbc mol -center > trjconv.out 2>&1; then
-            echo "ERROR: analysis: gmx trjconv could not read the trajectory '$(basename '~{md_trajectory}')'" >&2
-            exit 1
+        if ! printf 'Protein\nSystem\n' | gmx -quiet trjconv -s "$md_tpr" -f "$md_trajectory" -o centred.xtc -pbc mol -center > trjconv.out 2>&1; then
+            fail "analysis: gmx trjconv could not read the trajectory '$(basename -- "$md_trajectory")'"
         fi
-        printf 'Backbone\nBackbone\n' | gmx -quiet rms -s '~{md_tpr}' -f centred.xtc -o rmsd.xvg -tu ps > rms.out 2>&1
+        printf 'Backbone\nBackbone\n' | gmx -quiet rms -s "$md_tpr" -f centred.xtc -o rmsd.xvg -tu ps > rms.out 2>&1
         xvg_table rmsd.xvg backbone_rmsd_nm
-        echo Protein | gmx -quiet gyrate -s '~{md_tpr}' -f centred.xtc -o gyrate.xvg > gyrate.out 2>&1
+        echo Protein | gmx -quiet gyrate -s "$md_tpr" -f centred.xtc -o gyrate.xvg > gyrate.out 2>&1
         xvg_table gyrate.xvg radius_of_gyration_nm
         plot backbone_rmsd_nm "Production: backbone RMSD from the starting structure (nm)"
         plot radius_of_gyration_nm "Production: protein radius of gyration (nm)"
@@ -561,8 +720,8 @@ task analysis {
         frames=$(awk 'NR > 1' tables/backbone_rmsd_nm.tsv | wc -l)
         first=$(awk -F'\t' 'NR == 2 {print $1}' tables/md_temperature_K.tsv)
         final=$(awk -F'\t' 'NR > 1 {v = $1} END {print v}' tables/md_temperature_K.tsv)
-        ns_day=$(awk '/^Performance:/ {v = $2} END {print (v == "" ? "null" : v)}' '~{md_log}')
-        cat > '~{name}.summary.json' <<JSON
+        ns_day=$(awk '/^Performance:/ {v = $2} END {print (v == "" ? "null" : v)}' "$md_log")
+        cat > summary.json.tmp <<JSON
         {
           "em_converged": $em_converged,
           "em_fmax_kj_mol_nm": $em_fmax,
@@ -582,6 +741,7 @@ task analysis {
           "md_ns_per_day": $ns_day
         }
         JSON
+        mv summary.json.tmp "$name.summary.json"
     >>>
 
     output {

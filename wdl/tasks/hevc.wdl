@@ -6,7 +6,7 @@ version 1.0
 
 task probe_source {
     meta {
-        description: "Checks the source and the encoding settings before anything expensive runs: a decodable video stream with at least one frame, even width and height (4:2:0), the expected resolution, a known encoder/preset/profile, audio that the chosen audio mode can carry. Counts the frames exactly by decoding."
+        description: "Checks the encoding settings and the output name, then the source, before anything expensive runs: a decodable video stream with at least one frame, even width and height (4:2:0), the expected resolution, a known encoder/preset/profile, audio that the chosen audio mode can carry. Counts the frames exactly by decoding. Without output_name, names the output after the source (made safe: see default_name in containers/ffmpeg/hevc_tasks.py)."
         outputs: {
             width: "Width of the first video stream, pixels",
             height: "Height, pixels",
@@ -14,13 +14,17 @@ task probe_source {
             duration_s: "Duration, seconds",
             frame_rate: "Frame rate as a rational, e.g. 24/1 or 30000/1001",
             has_audio: "Whether the source has an audio stream",
-            info: "JSON summary of the source (codec, pixel format, frames, keyframes, audio)"
+            info: "JSON summary of the source (codec, pixel format, frames, keyframes, audio)",
+            name: "Output base name: output_name when given, else the source's file name without extension made safe (letters, digits, . _ - only, at most 64) plus .hevc"
         }
     }
 
     parameter_meta {
         source: "Source video (any container/codec this ffmpeg decodes)"
-        output_name: "Base name of the output file; letters, digits, dot, dash and underscore only"
+        output_name: {
+            description: "Base name of the output file; when absent, derived from the source's file name",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
         encoder: "libx265 or hevc_nvenc"
         profile: "main or main10"
         preset: "Encoder preset (libx265: ultrafast..placebo; hevc_nvenc: p1..p7)"
@@ -36,7 +40,7 @@ task probe_source {
 
     input {
         File source
-        String output_name
+        String? output_name
         String encoder
         String profile
         String preset
@@ -45,7 +49,7 @@ task probe_source {
         Int chunks
         String expected_resolution
         Int cpu = 4
-        String docker_image = "batchpipes/ffmpeg:f4685a4a1ee6"
+        String docker_image = "batchpipes/ffmpeg:1f4f22d0b902"
         Int max_retries = 1
         Int batch_retries = 2
     }
@@ -54,98 +58,16 @@ task probe_source {
 
     command <<<
         set -euo pipefail
-        src='~{source}'
-        name=$(basename "$src")
-        if ! ffprobe -v error -show_streams -show_format -of json "$src" > streams.json 2> ffprobe.err; then
-            echo "ERROR: source '$name' is not a readable video file (ffprobe: $(grep -v '^\s*$' ffprobe.err | tail -n 1 | sed "s|^$src: ||")): give a video file" >&2
+        mapfile -t src < ~{write_lines([source])}
+        if [ "${#src[@]}" -ne 1 ]; then
+            echo "ERROR: the source file's path holds a line break: rename the file" >&2
             exit 1
         fi
-        : > frames.json
-        if grep -q '"codec_type": "video"' streams.json; then
-            if ! ffprobe -v error -threads ~{cpu} -select_streams V:0 -count_frames \
-                    -show_entries stream=nb_read_frames:packet=flags -of json "$src" > frames.json 2> ffprobe.err; then
-                echo "ERROR: source '$name' cannot be decoded (ffprobe: $(grep -v '^\s*$' ffprobe.err | tail -n 1 | sed "s|^$src: ||"))" >&2
-                exit 1
-            fi
-        fi
-        python3 - "$name" <<'PY'
-        import json, re, sys
-        from fractions import Fraction
-
-        name = sys.argv[1]
-        def fail(msg):
-            print(f"ERROR: {msg}", file=sys.stderr)
-            sys.exit(1)
-
-        encoder, profile, preset = "~{encoder}", "~{profile}", "~{preset}"
-        rate_control, audio, chunks = "~{rate_control}", "~{audio}", ~{chunks}
-        expected, output_name = "~{expected_resolution}", "~{output_name}"
-        presets = {
-            "libx265": ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
-                        "veryslow", "placebo"],
-            "hevc_nvenc": ["p1", "p2", "p3", "p4", "p5", "p6", "p7"],
-        }
-        if encoder not in presets:
-            fail(f"unknown encoder '{encoder}': choose libx265 (CPU) or hevc_nvenc (NVIDIA GPU)")
-        if preset not in presets[encoder]:
-            fail(f"preset '{preset}' is not a {encoder} preset: choose one of {', '.join(presets[encoder])}")
-        if profile not in ("main", "main10"):
-            fail(f"unknown profile '{profile}': choose main (8-bit) or main10 (10-bit)")
-        if rate_control not in ("crf", "vbr", "cbr"):
-            fail(f"unknown rate_control '{rate_control}': choose crf, vbr or cbr")
-        if audio not in ("copy", "aac", "none"):
-            fail(f"unknown audio mode '{audio}': choose copy, aac or none")
-        if chunks < 1:
-            fail(f"chunks is {chunks}: give 1 (single encode) or more")
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", output_name):
-            fail(f"output_name '{output_name}' may hold only letters, digits, '.', '-' and '_'")
-
-        info = json.load(open("streams.json"))
-        streams = info.get("streams", [])
-        video = [s for s in streams if s.get("codec_type") == "video"
-                 and not s.get("disposition", {}).get("attached_pic")]
-        if not video:
-            fail(f"source '{name}' has no video stream: give a video file")
-        v = video[0]
-        counted = json.load(open("frames.json")) if open("frames.json").read().strip() else {}
-        frames = int((counted.get("streams") or [{}])[0].get("nb_read_frames", 0) or 0)
-        if frames == 0:
-            fail(f"source '{name}' has a video stream but no decodable frames")
-        width, height = int(v.get("width", 0)), int(v.get("height", 0))
-        if width % 2 or height % 2:
-            fail(f"source '{name}' is {width}x{height}: 4:2:0 HEVC (Main/Main 10) needs even width and "
-                 "height; crop or scale the source first")
-        if expected != "any" and f"{width}x{height}" != expected:
-            fail(f"source '{name}' is {width}x{height}, not the expected {expected}: give an {expected} "
-                 "source or set expected_resolution to its size (or 'any')")
-        rate = v.get("avg_frame_rate", "0/0")
-        if rate in ("0/0", "0/1"):
-            rate = v.get("r_frame_rate", "0/0")
-        if rate in ("0/0", "0/1"):
-            fail(f"source '{name}' has no frame rate: remux it with an explicit rate (ffmpeg -r)")
-        fps = Fraction(rate)
-        duration = float(v.get("duration") or info.get("format", {}).get("duration") or frames / fps)
-        keyframes = sum(1 for p in counted.get("packets", []) if "K" in p.get("flags", ""))
-        audio_streams = [s for s in streams if s.get("codec_type") == "audio"]
-        mp4_copyable = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "mp2"}
-        if audio == "copy":
-            bad = [s.get("codec_name", "?") for s in audio_streams if s.get("codec_name") not in mp4_copyable]
-            if bad:
-                fail(f"source audio is {bad[0]}, which MP4 cannot carry unchanged: set audio to aac or none")
-        summary = {
-            "file": name, "container": info.get("format", {}).get("format_name"),
-            "codec": v.get("codec_name"), "pix_fmt": v.get("pix_fmt"), "width": width, "height": height,
-            "frames": frames, "keyframes": keyframes, "frame_rate": rate, "fps": float(fps),
-            "duration_s": round(duration, 6), "audio_streams": len(audio_streams),
-            "bytes": int(info.get("format", {}).get("size", 0) or 0),
-        }
-        json.dump(summary, open("source_info.json", "w"), indent=2)
-        for key, value in (("width", width), ("height", height), ("frames", frames), ("frame_rate", rate),
-                           ("duration_s", round(duration, 6)), ("has_audio", str(bool(audio_streams)).lower())):
-            with open(f"{key}.txt", "w") as fh:
-                fh.write(f"{value}\n")
-        print(json.dumps(summary))
-        PY
+        # Settings and output_name are checked first (cheap), then the source (the frame count decodes all of it).
+        hevc-tasks probe --chunks ~{chunks} --cpu ~{cpu} \
+            --settings ~{write_json({"encoder": encoder, "preset": preset, "profile": profile, "rate_control": rate_control, "audio": audio, "expected_resolution": expected_resolution})} \
+            --name ~{write_json(select_all([output_name]))} \
+            -- "${src[0]}"
     >>>
 
     output {
@@ -156,6 +78,7 @@ task probe_source {
         String frame_rate = read_string("frame_rate.txt")
         Boolean has_audio = read_boolean("has_audio.txt")
         File info = "source_info.json"
+        String name = read_string("name.txt")
     }
 
     runtime {
@@ -179,7 +102,10 @@ task encode {
 
     parameter_meta {
         source: "Source video, or one keyframe-aligned segment of it"
-        output_name: "Output file name without extension"
+        output_name: {
+            description: "Output file name without extension",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
         encoder: "libx265 (CPU) or hevc_nvenc (NVIDIA GPU)"
         profile: "main (8-bit, yuv420p) or main10 (10-bit)"
         preset: "Encoder preset"
@@ -220,7 +146,7 @@ task encode {
         Int cpu
         Int memory_gb
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:f4685a4a1ee6"
+        String docker_image = "batchpipes/ffmpeg:1f4f22d0b902"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
         Int max_retries = 1
@@ -229,14 +155,31 @@ task encode {
 
     command <<<
         set -euo pipefail
-        encoder='~{encoder}'
-        profile='~{profile}'
-        preset='~{preset}'
-        rc='~{rate_control}'
+        # Every string arrives in a file the engine wrote; hevc-tasks checks them (one ERROR line) and prints them
+        # one a line, so they land in quoted variables and never in the script's text.
+        cp ~{write_json({"output_name": output_name, "encoder": encoder, "preset": preset, "profile": profile, "rate_control": rate_control, "intermediate": intermediate, "audio": audio, "frame_rate": frame_rate})} settings.json
+        hevc-tasks settings settings.json output_name encoder preset profile rate_control intermediate audio frame_rate > settings.txt
+        mapfile -t s < settings.txt
+        out="${s[0]}.mp4"
+        encoder="${s[1]}"
+        preset="${s[2]}"
+        profile="${s[3]}"
+        rc="${s[4]}"
+        intermediate="${s[5]}"
+        audio="${s[6]}"
+        frame_rate="${s[7]}"
+        mapfile -t src < ~{write_lines([source])}
+        if [ "${#src[@]}" -ne 1 ]; then
+            echo "ERROR: the source file's path holds a line break: rename the file" >&2
+            exit 1
+        fi
+        source="${src[0]}"
         quality=~{quality}
         kbps=~{bitrate_kbps}
-        keyint='~{default="" keyint}'
-        out='~{output_name}.mp4'
+        keyint="~{default="" keyint}"
+        # ffmpeg writes a temporary name; the output gets its real name only once it holds frames.
+        partial="partial.$out"
+        rm -f "$partial" "$out"
 
         # run_ffmpeg WHAT ARGS...: ffmpeg with progress on stderr, one ERROR line when it fails
         run_ffmpeg() {
@@ -295,8 +238,6 @@ task encode {
         fi
 
         # audio_args INPUT: how the source's audio streams (input number INPUT) reach the output.
-        audio='~{audio}'
-        intermediate='~{intermediate}'
         audio_args() {
             case "$audio" in
                 copy) aud=(-map "$1:a?" -c:a copy) ;;
@@ -311,39 +252,31 @@ task encode {
         case "$intermediate" in
             none)
                 audio_args 0
-                run_ffmpeg "encoding with $encoder" -i '~{source}' -map 0:v:0 "${enc[@]}" "${aud[@]}" \
-                    -tag:v hvc1 -movflags +faststart "$out"
+                run_ffmpeg "encoding with $encoder" -i "$source" -map 0:v:0 "${enc[@]}" "${aud[@]}" \
+                    -tag:v hvc1 -movflags +faststart "$partial"
                 ;;
             yuv_file)
                 # Audio comes from the original file (input 1), never through the raw YUV file.
                 need=$(( ~{width} * ~{height} * 3 * bytes / 2 ))
                 echo "decoding to a raw YUV file ($need bytes per frame)" >&2
-                run_ffmpeg "decoding to raw YUV" -i '~{source}' -map 0:v:0 -pix_fmt "$pix" -f rawvideo source.yuv
+                run_ffmpeg "decoding to raw YUV" -i "$source" -map 0:v:0 -pix_fmt "$pix" -f rawvideo source.yuv
                 audio_args 1
-                run_ffmpeg "encoding with $encoder" -f rawvideo -pix_fmt "$pix" -video_size '~{width}x~{height}' \
-                    -framerate '~{frame_rate}' -i source.yuv -i '~{source}' -map 0:v:0 "${enc[@]}" "${aud[@]}" \
-                    -tag:v hvc1 -movflags +faststart "$out"
+                run_ffmpeg "encoding with $encoder" -f rawvideo -pix_fmt "$pix" -video_size "~{width}x~{height}" \
+                    -framerate "$frame_rate" -i source.yuv -i "$source" -map 0:v:0 "${enc[@]}" "${aud[@]}" \
+                    -tag:v hvc1 -movflags +faststart "$partial"
                 rm -f source.yuv
                 ;;
             *) echo "ERROR: unknown intermediate '$intermediate': choose none or yuv_file" >&2; exit 1 ;;
         esac
         end=$(date +%s.%N)
 
-        frames=$(ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets -of csv=p=0 "$out")
+        frames=$(ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets -of csv=p=0 "$partial")
         if [ "${frames:-0}" -eq 0 ]; then
             echo "ERROR: the encoder wrote no frames to $out" >&2
             exit 1
         fi
-        python3 - "$start" "$end" "$frames" <<'PY'
-        import json, sys
-        start, end, frames = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-        seconds = max(end - start, 1e-6)
-        stats = {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 4),
-                 "encoder": "~{encoder}", "preset": "~{preset}", "profile": "~{profile}",
-                 "rate_control": "~{rate_control}", "intermediate": "~{intermediate}", "cpu": ~{cpu}}
-        json.dump(stats, open("encode_stats.json", "w"), indent=2)
-        print(json.dumps(stats))
-        PY
+        mv "$partial" "$out"
+        hevc-tasks encode-stats --settings settings.json --start "$start" --end "$end" --frames "$frames" --cpu ~{cpu}
     >>>
 
     output {
@@ -391,17 +324,22 @@ task split_source {
         Boolean keep_audio
         Int cpu = 4
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:f4685a4a1ee6"
+        String docker_image = "batchpipes/ffmpeg:1f4f22d0b902"
         Int max_retries = 1
         Int batch_retries = 2
     }
 
     command <<<
         set -euo pipefail
+        mapfile -t src < ~{write_lines([source])}
+        if [ "${#src[@]}" -ne 1 ]; then
+            echo "ERROR: the source file's path holds a line break: rename the file" >&2
+            exit 1
+        fi
+        source="${src[0]}"
         frames=~{frames}
-        chunks=~{chunks}
         # Frame numbers where a segment should start; the stream copy cuts at the first keyframe at or after each.
-        cuts=$(python3 -c "import sys; n, k = int(sys.argv[1]), int(sys.argv[2]); print(','.join(str(round(i * n / k)) for i in range(1, k) if 0 < round(i * n / k) < n))" "$frames" "$chunks")
+        cuts=$(hevc-tasks split-points ~{frames} ~{chunks})
         mkdir -p segments
         seg=()
         if [ -n "$cuts" ]; then
@@ -409,7 +347,7 @@ task split_source {
         else
             seg=(-segment_time 1000000000)
         fi
-        if ! ffmpeg -hide_banner -nostdin -y -loglevel error -i '~{source}' -map 0:v:0 -c copy -f segment \
+        if ! ffmpeg -hide_banner -nostdin -y -loglevel error -i "$source" -map 0:v:0 -c copy -f segment \
                 -segment_format nut "${seg[@]}" -reset_timestamps 1 segments/seg_%05d.nut 2> split.log; then
             echo "ERROR: splitting the source at keyframes failed: $(tail -n 1 split.log)" >&2
             exit 1
@@ -424,8 +362,9 @@ task split_source {
             echo "ERROR: the keyframe segments decode to $total frames, not the source's $frames (open-GOP source?): encode with chunks = 1" >&2
             exit 1
         fi
-        if ~{true="true" false="false" keep_audio} && ffprobe -v error -select_streams a -show_entries stream=index -of csv=p=0 '~{source}' | grep -q .; then
-            ffmpeg -hide_banner -nostdin -y -loglevel error -i '~{source}' -map 0:a -c copy audio.mka
+        if ~{true="true" false="false" keep_audio} && ffprobe -v error -select_streams a -show_entries stream=index -of csv=p=0 "$source" | grep -q .; then
+            ffmpeg -hide_banner -nostdin -y -loglevel error -i "$source" -map 0:a -c copy partial.audio.mka
+            mv partial.audio.mka audio.mka
         fi
     >>>
 
@@ -456,7 +395,10 @@ task concat_chunks {
         chunks: "Encoded chunks, named after their segments (seg_00000.mp4, ...); joined in name order"
         audio_track: "Audio streams to add (from split_source; empty for none)"
         audio: "copy, aac or none"
-        output_name: "Output file name without extension"
+        output_name: {
+            description: "Output file name without extension",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
         expected_frames: "Frame count the joined video must have"
         disk_gb: "Scratch disk, GiB"
         docker_image: "Image with ffmpeg"
@@ -471,43 +413,45 @@ task concat_chunks {
         String output_name
         Int expected_frames
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:f4685a4a1ee6"
+        String docker_image = "batchpipes/ffmpeg:1f4f22d0b902"
         Int max_retries = 1
         Int batch_retries = 2
     }
 
     command <<<
         set -euo pipefail
-        out='~{output_name}.mp4'
+        hevc-tasks settings ~{write_json({"output_name": output_name, "audio": audio})} output_name audio > settings.txt
+        mapfile -t s < settings.txt
+        out="${s[0]}.mp4"
+        audio="${s[1]}"
+        partial="partial.$out"
+        rm -f "$partial" "$out"
         # Order by segment name, not by the order the files arrived in.
-        python3 - '~{write_lines(chunks)}' <<'PY'
-        import os, sys
-        paths = [p.strip() for p in open(sys.argv[1]) if p.strip()]
-        paths.sort(key=os.path.basename)
-        with open("concat.txt", "w") as fh:
-            for p in paths:
-                fh.write("file '" + p.replace("'", "'\\''") + "'\n")
-        PY
-        audio_file='~{sep="" audio_track}'
-        audio='~{audio}'
+        hevc-tasks concat-list ~{write_lines(chunks)} > concat.txt
+        mapfile -t audio_file < ~{write_lines(audio_track)}
+        if [ "${#audio_file[@]}" -gt 1 ]; then
+            echo "ERROR: audio_track holds ${#audio_file[@]} lines, not at most one file: give one audio file (a path with a line break counts twice)" >&2
+            exit 1
+        fi
         aud=()
-        if [ -n "$audio_file" ]; then
+        if [ "${#audio_file[@]}" -eq 1 ]; then
             case "$audio" in
-                copy) aud=(-i "$audio_file" -map 1:a -c:a copy) ;;
-                aac) aud=(-i "$audio_file" -map 1:a -c:a aac -b:a 256k) ;;
+                copy) aud=(-i "${audio_file[0]}" -map 1:a -c:a copy) ;;
+                aac) aud=(-i "${audio_file[0]}" -map 1:a -c:a aac -b:a 256k) ;;
                 *) aud=() ;;
             esac
         fi
         if ! ffmpeg -hide_banner -nostdin -y -loglevel error -f concat -safe 0 -i concat.txt "${aud[@]}" \
-                -map 0:v -c:v copy -tag:v hvc1 -movflags +faststart "$out" 2> concat.log; then
+                -map 0:v -c:v copy -tag:v hvc1 -movflags +faststart "$partial" 2> concat.log; then
             echo "ERROR: joining the encoded chunks failed: $(tail -n 1 concat.log)" >&2
             exit 1
         fi
-        frames=$(ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets -of csv=p=0 "$out")
+        frames=$(ffprobe -v error -select_streams v:0 -count_packets -show_entries stream=nb_read_packets -of csv=p=0 "$partial")
         if [ "$frames" -ne ~{expected_frames} ]; then
             echo "ERROR: the joined video has $frames frames, not the source's ~{expected_frames}" >&2
             exit 1
         fi
+        mv "$partial" "$out"
     >>>
 
     output {
@@ -564,17 +508,23 @@ task verify {
         Int cpu = 4
         Int memory_gb = 8
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:f4685a4a1ee6"
+        String docker_image = "batchpipes/ffmpeg:1f4f22d0b902"
         Int max_retries = 1
         Int batch_retries = 2
     }
 
     command <<<
         set -euo pipefail
-        vid='~{video}'
-        src='~{source}'
+        mapfile -t f < ~{write_lines([video, source])}
+        if [ "${#f[@]}" -ne 2 ]; then
+            echo "ERROR: the video's or the source's path holds a line break: rename the file" >&2
+            exit 1
+        fi
+        vid="${f[0]}"
+        src="${f[1]}"
+        profile=$(hevc-tasks settings ~{write_json({"profile": profile})} profile)
         pix=yuv420p
-        if [ '~{profile}' = main10 ]; then pix=yuv420p10le; fi
+        if [ "$profile" = main10 ]; then pix=yuv420p10le; fi
         ffprobe -v error -select_streams v:0 -show_streams -show_format -of json "$vid" > video.json
         ffprobe -v error -threads ~{cpu} -select_streams v:0 -count_frames -show_entries stream=nb_read_frames -of csv=p=0 "$vid" > frames.txt
         ffmpeg -hide_banner -nostdin -v error -threads ~{cpu} -i "$vid" -map 0:v:0 -f null - 2> decode_errors.log || true
@@ -598,90 +548,9 @@ task verify {
             exit 1
         fi
 
-        python3 - "$has_vmaf" <<'PY'
-        import json, math, re, sys
-
-        has_vmaf = sys.argv[1] == "true"
-        expected = {"frames": ~{expected_frames}, "width": ~{width}, "height": ~{height},
-                    "profile": {"main": "Main", "main10": "Main 10"}["~{profile}"]}
-        min_psnr = float("~{default="nan" min_psnr}")
-        info = json.load(open("video.json"))
-        stream = (info.get("streams") or [{}])[0]
-        frames = int(open("frames.txt").read().strip() or 0)
-        decode_errors = [ln.strip() for ln in open("decode_errors.log") if ln.strip()]
-        log = open("metrics.log").read()
-
-        def per_frame(path, key):
-            values = []
-            for line in open(path):
-                m = re.search(rf"\b{key}:(\S+)", line)
-                if m:
-                    values.append(float(m.group(1)) if m.group(1) != "inf" else math.inf)
-            return values
-
-        psnr_frames = per_frame("psnr.log", "psnr_avg")
-        ssim_frames = per_frame("ssim.log", "All")
-        m = re.search(r"PSNR y:(\S+) u:(\S+) v:(\S+) average:(\S+) min:(\S+) max:(\S+)", log)
-        psnr = {k: float(x) for k, x in zip(("y", "u", "v", "average", "min", "max"), m.groups())} if m else {}
-        m = re.search(r"SSIM Y:(\S+) \(\S+\) U:(\S+) \(\S+\) V:(\S+) \(\S+\) All:(\S+)", log)
-        ssim = {k: float(x) for k, x in zip(("y", "u", "v", "all"), m.groups())} if m else {}
-        vmaf = None
-        if has_vmaf:
-            pooled = json.load(open("vmaf.json")).get("pooled_metrics", {}).get("vmaf", {})
-            vmaf = {"mean": pooled.get("mean"), "min": pooled.get("min")}
-
-        checks = {
-            "decodes": not decode_errors and frames > 0,
-            "codec_hevc": stream.get("codec_name") == "hevc",
-            "profile": stream.get("profile") == expected["profile"],
-            "resolution": (stream.get("width"), stream.get("height")) == (expected["width"], expected["height"]),
-            "frame_count": frames == expected["frames"],
-            "all_frames_compared": len(psnr_frames) == expected["frames"] == len(ssim_frames),
-        }
-        if not math.isnan(min_psnr):
-            checks["min_psnr"] = bool(psnr) and psnr["average"] >= min_psnr
-        report = {
-            "passed": all(checks.values()),
-            "checks": checks,
-            "video": {"codec": stream.get("codec_name"), "profile": stream.get("profile"),
-                      "pix_fmt": stream.get("pix_fmt"), "width": stream.get("width"),
-                      "height": stream.get("height"), "frames": frames,
-                      "bytes": int(info.get("format", {}).get("size", 0) or 0),
-                      "bit_rate": int(info.get("format", {}).get("bit_rate", 0) or 0),
-                      "decode_errors": decode_errors[:5]},
-            "expected": expected,
-            "psnr_db": psnr,
-            "psnr_frame_min_db": min(psnr_frames) if psnr_frames else None,
-            "ssim": ssim,
-            "ssim_frame_min": min(ssim_frames) if ssim_frames else None,
-            "vmaf": vmaf,
-            "vmaf_note": None if has_vmaf else "not computed: this ffmpeg build has no libvmaf filter"
-                                                 if ~{true="True" false="False" vmaf} else "not requested",
-            "compared_in": "~{profile}",
-        }
-        json.dump(report, open("verify_report.json", "w"), indent=2)
-        lines = [f"verification: {'PASSED' if report['passed'] else 'FAILED'}"]
-        lines += [f"  {'ok  ' if ok else 'FAIL'} {name}" for name, ok in checks.items()]
-        v = report["video"]
-        lines.append(f"video: {v['codec']} {v['profile']} {v['pix_fmt']} {v['width']}x{v['height']}, "
-                     f"{v['frames']} frames (source {expected['frames']}), {v['bytes']} bytes")
-        if psnr:
-            lines.append(f"PSNR: average {psnr['average']:.3f} dB (Y {psnr['y']:.3f}, U {psnr['u']:.3f}, "
-                         f"V {psnr['v']:.3f}); lowest frame {report['psnr_frame_min_db']:.3f} dB")
-        if ssim:
-            lines.append(f"SSIM: All {ssim['all']:.5f} (Y {ssim['y']:.5f}); lowest frame {report['ssim_frame_min']:.5f}")
-        lines.append(f"VMAF: {vmaf['mean']:.3f} mean, {vmaf['min']:.3f} min" if vmaf else f"VMAF: {report['vmaf_note']}")
-        open("verify_report.txt", "w").write("\n".join(lines) + "\n")
-        print("\n".join(lines), file=sys.stderr)
-        open("psnr.txt", "w").write(f"{psnr.get('average', 0.0)}\n")
-        open("ssim.txt", "w").write(f"{ssim.get('all', 0.0)}\n")
-        if not report["passed"]:
-            failed = ", ".join(name for name, ok in checks.items() if not ok)
-            print(f"ERROR: the encoded video failed verification ({failed}): see verify_report.txt "
-                  f"(frames {frames} vs {expected['frames']}, {v['width']}x{v['height']}, profile {v['profile']})",
-                  file=sys.stderr)
-            sys.exit(1)
-        PY
+        hevc-tasks verify-report --expected-frames ~{expected_frames} --width ~{width} --height ~{height} \
+            --profile "$profile" --has-vmaf "$has_vmaf" --vmaf-requested ~{true="true" false="false" vmaf} \
+            --min-psnr ~{default="nan" min_psnr}
     >>>
 
     output {

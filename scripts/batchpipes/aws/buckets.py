@@ -1,4 +1,10 @@
-"""The one check that an S3 bucket exists, is ours, and (optionally) is in a given region."""
+"""The one check that an S3 bucket exists, may be used, and (optionally) is in a given region.
+
+HeadBucket answers 404 for a bucket that does not exist and 403 for one that exists but refuses us (its
+owner is another account, the credentials lack ``s3:ListBucket`` on it, or its bucket policy denies them).
+The two get different messages: telling a user whose policy is wrong that the bucket "does not exist" sends
+them to create a bucket they cannot create.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,16 @@ from typing import Any
 import botocore.exceptions
 
 from ..errors import UserError
-from .session import describe_error, error_code
+from .session import BOTO_FAILURES, describe_botocore, describe_error, error_code, is_access_denied
 
-#: HeadBucket answers for a bucket that is absent or belongs to someone else.
-_NOT_OURS = frozenset({"404", "403", "NoSuchBucket", "AccessDenied", "Forbidden", "NotFound"})
+_MISSING = frozenset({"404", "NoSuchBucket", "NotFound"})
+_MOVED = frozenset({"301", "PermanentRedirect"})
+
+
+def access_denied_message(bucket: str, action: str = "list it (s3:ListBucket)") -> str:
+    return (f"access denied to bucket '{bucket}' (HTTP 403): the credentials in use may not {action}, or the "
+            "bucket policy refuses them: fix the IAM or bucket policy, use other credentials (--profile), or "
+            "pass another --bucket")
 
 
 def check_bucket(s3: Any, bucket: str, region: str | None = None) -> None:
@@ -21,13 +33,21 @@ def check_bucket(s3: Any, bucket: str, region: str | None = None) -> None:
         if region is not None and not location:
             location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
     except botocore.exceptions.ClientError as exc:
-        if error_code(exc) in _NOT_OURS:
-            raise UserError(f"bucket '{bucket}' does not exist or is not yours: create it or pass --bucket") \
-                from exc
-        raise UserError(f"cannot reach bucket '{bucket}': {describe_error(exc)}") from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise UserError(f"cannot reach S3 to check bucket '{bucket}': {exc}: check the network, --region, or "
-                        "AWS_ENDPOINT_URL") from exc
+        if is_access_denied(exc):
+            raise UserError(access_denied_message(bucket)) from exc
+        if error_code(exc) in _MISSING:
+            raise UserError(f"bucket '{bucket}' does not exist: create it (aws s3 mb s3://{bucket}) or pass an "
+                            "existing --bucket") from exc
+        if error_code(exc) in _MOVED:  # the bucket answers from another region than the client's
+            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            where = headers.get("x-amz-bucket-region") or "another region"
+            here = region or s3.meta.region_name
+            fix = (f"use a bucket in {region} (where the job queues are)" if region is not None
+                   else f"pass --region {where}" if where != "another region" else "pass the bucket's --region")
+            raise UserError(f"bucket '{bucket}' is in {where}, not {here}: {fix}") from exc
+        raise UserError(f"cannot use bucket '{bucket}': {describe_error(exc)}") from exc
+    except BOTO_FAILURES as exc:
+        raise UserError(f"cannot check bucket '{bucket}': {describe_botocore(exc)}") from exc
     if location == "EU":  # GetBucketLocation's legacy name
         location = "eu-west-1"
     if region is not None and location != region:

@@ -147,9 +147,24 @@ def hsqldb_path(db: str | None) -> Path | None:
     return path
 
 
+def _jdbc_userinfo_password(db: str) -> bool:
+    """Whether a ``jdbc:<driver>://user:password@host/...`` URL carries a password in its authority.
+
+    The MySQL driver (and URL-style PostgreSQL ones) accept credentials there; the rendered file would then
+    hold the password in clear text. ``user@host`` alone is harmless."""
+    m = re.match(r"jdbc:[a-z0-9]+://([^/?#]*)", db, re.IGNORECASE)
+    if m is None or "@" not in m[1]:
+        return False
+    userinfo = m[1].rsplit("@", 1)[0]
+    return ":" in userinfo
+
+
 def jdbc_database_block(db: str) -> str:
     """The HOCON ``database {}`` block for a ``--db`` MySQL/PostgreSQL URL."""
-    if re.search(r"[?&;]password=", db, re.IGNORECASE):
+    if _jdbc_userinfo_password(db):
+        raise UserError("--db URL carries a password in 'user:password@': remove it and export "
+                        "CROMWELL_DB_PASSWORD instead (the configuration reads the password from there)")
+    if re.search(r"[?&;(]password=", db, re.IGNORECASE):
         raise UserError("--db URL carries a password: remove it and export CROMWELL_DB_PASSWORD instead")
     kinds = {
         "jdbc:mysql://": ("slick.jdbc.MySQLProfile$", "com.mysql.cj.jdbc.Driver"),

@@ -79,7 +79,7 @@ def _command(args: argparse.Namespace) -> int:
     inputs_path = args.inputs or settings.INPUTS_DIR / f"{flow.name}.{'aws' if aws_mode else 'local'}.json"
     data = workflows.read_json(inputs_path)
     validated = workflows.validate(flow, data, source=str(inputs_path),
-                                   base_dirs=[inputs_path.resolve().parent, settings.REPO_ROOT],
+                                   base_dir=inputs_path.resolve().parent,
                                    check_files=not aws_mode)
     if aws_mode:
         problems = cromwell.check_aws_config(conf)

@@ -5,9 +5,23 @@
   and S3 read/write on the named buckets only (Cromwell's localisation runs with these credentials).
 * ``<name>-batch-job`` (trusts ecs-tasks.amazonaws.com): the job role, S3 on the named buckets only.
 * ``<name>-cromwell`` (customer-managed policy, attached to nothing): what the Cromwell server needs; attach
-  it to the role or user that runs Cromwell.
+  it to the role or user that runs Cromwell. Its Batch rights are scoped (see ``cromwell_policy``): jobs go
+  only to this deployment's CPU and GPU queues, and only job definitions Cromwell names after our ECR images
+  can be registered and submitted.
 * Batch itself uses its service-linked role ``AWSServiceRoleForBatch`` (created if absent); Spot compute
   environments with SPOT_CAPACITY_OPTIMIZED need no Spot fleet role.
+
+Trust policies and ``aws:SourceAccount`` (confused-deputy protection):
+
+* ``<name>-batch-job`` trusts ``ecs-tasks.amazonaws.com`` only for this account: ECS sends
+  ``aws:SourceAccount`` when it assumes a task role, and the ECS developer guide recommends the condition.
+* ``<name>-batch-instance`` trusts ``ec2.amazonaws.com`` with no such condition: EC2 does not send
+  ``aws:SourceAccount`` when it delivers instance-profile credentials, so the condition would make the role
+  unusable (the instance profile, not the trust policy, is what ties the role to our instances).
+* The Batch service role is AWS's service-linked role, whose trust policy AWS owns and nobody can edit;
+  there is no Spot fleet role. So there is no other trust policy to condition.
+
+Every ``iam:PassRole`` we grant carries ``iam:PassedToService``.
 """
 
 from __future__ import annotations
@@ -33,8 +47,29 @@ def _doc(*statements: dict[str, Any]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
-def trust(service: str) -> dict[str, Any]:
-    return _doc({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"})
+def trust(service: str, account: str | None = None) -> dict[str, Any]:
+    """Trust ``service``; only on behalf of ``account`` when given (``aws:SourceAccount``)."""
+    st: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if account is not None:
+        st["Condition"] = {"StringEquals": {"aws:SourceAccount": account}}
+    return _doc(st)
+
+
+#: Services a Batch job role is handed to: Batch takes it in RegisterJobDefinition and ECS (ecs-tasks)
+#: assumes it for the job's container. AWS does not document which of the two Batch reports as
+#: ``iam:PassedToService``, so both are allowed, and nothing else (not EC2, Lambda, ...).
+JOB_ROLE_PASSED_TO = ["batch.amazonaws.com", "ecs-tasks.amazonaws.com"]
+
+
+def cromwell_definition_prefix(account: str, region: str) -> str:
+    """The start of every job definition name Cromwell registers for one of our ECR images.
+
+    Cromwell names a definition ``sanitize("cromwell_" + image + "_")[:88] + sha1`` (AwsBatchJobDefinition.scala,
+    ``sanitize`` turns every character outside ``[A-Za-z0-9_-]`` into ``_``), so for the image
+    ``<account>.dkr.ecr.<region>.amazonaws.com/batchpipes/<name>:<tag>`` the name starts with this (about 65
+    characters, always inside the 88 kept).
+    """
+    return f"cromwell_{account}_dkr_ecr_{region}_amazonaws_com_batchpipes_"
 
 
 def s3_statements(buckets: list[str]) -> list[dict[str, Any]]:
@@ -75,20 +110,32 @@ def job_policy(buckets: list[str]) -> dict[str, Any]:
     return _doc(*s3_statements(buckets))
 
 
-def cromwell_policy(buckets: list[str], region: str, account: str, job_role_arn: str) -> dict[str, Any]:
-    """What Cromwell's AWS backend calls (docs: §4.4 IAM): Batch job calls, S3 on the buckets, PassRole."""
+def cromwell_policy(name: str, buckets: list[str], region: str, account: str, job_role_arn: str) -> dict[str, Any]:
+    """What Cromwell's AWS backend calls (docs: §4.4 IAM), scoped to deployment ``name``.
+
+    From the Service Authorization Reference for AWS Batch: DescribeJobs, DescribeJobDefinitions,
+    DescribeJobQueues and ListJobs take no resource-level permissions ("*"); RegisterJobDefinition takes a
+    job-definition ARN (and the batch:Image / batch:Privileged condition keys); SubmitJob needs both the
+    job-queue and the job-definition ARN; TerminateJob and TagResource take the job ARN, whose id is random.
+    """
+    arn = f"arn:aws:batch:{region}:{account}"
+    definitions = f"{arn}:job-definition/{cromwell_definition_prefix(account, region)}*"
+    queues = [f"{arn}:job-queue/{name}-cpu", f"{arn}:job-queue/{name}-gpu"]  # Cromwell runs no MNP jobs
     return _doc(
-        # Describe*/List* and RegisterJobDefinition do not support resource-level permissions.
-        {"Sid": "BatchRead", "Effect": "Allow",
+        {"Sid": "BatchReadNoResourceLevel", "Effect": "Allow",
          "Action": ["batch:DescribeJobs", "batch:DescribeJobDefinitions", "batch:DescribeJobQueues",
-                    "batch:ListJobs", "batch:RegisterJobDefinition"],
+                    "batch:ListJobs"],
          "Resource": "*"},
-        {"Sid": "BatchSubmit", "Effect": "Allow", "Action": ["batch:SubmitJob", "batch:TerminateJob",
-                                                             "batch:TagResource"],
-         "Resource": [f"arn:aws:batch:{region}:{account}:job-queue/*",
-                      f"arn:aws:batch:{region}:{account}:job-definition/*",
-                      f"arn:aws:batch:{region}:{account}:job/*"]},
-        {"Sid": "PassJobRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": job_role_arn},
+        {"Sid": "RegisterCromwellDefinitionsOfOurImages", "Effect": "Allow",
+         "Action": "batch:RegisterJobDefinition", "Resource": definitions,
+         "Condition": {"StringLike": {"batch:Image": f"{account}.dkr.ecr.{region}.amazonaws.com/batchpipes/*"},
+                       "Bool": {"batch:Privileged": "false"}}},
+        {"Sid": "SubmitToDeploymentQueues", "Effect": "Allow", "Action": "batch:SubmitJob",
+         "Resource": [*queues, definitions]},
+        {"Sid": "ManageSubmittedJobs", "Effect": "Allow", "Action": ["batch:TerminateJob", "batch:TagResource"],
+         "Resource": f"{arn}:job/*"},
+        {"Sid": "PassJobRoleToBatch", "Effect": "Allow", "Action": "iam:PassRole", "Resource": job_role_arn,
+         "Condition": {"StringEquals": {"iam:PassedToService": list(JOB_ROLE_PASSED_TO)}}},
         *s3_statements(buckets),
     )
 
@@ -122,10 +169,11 @@ def _policy_doc(raw: Any) -> Any:
     return raw
 
 
-def ensure_role(iam: Any, role: str, service: str, inline: dict[str, Any], tag: str, changes: list[str]) -> str:
-    """Create ``role`` trusting ``service`` with one inline policy ``role``-policy; fix either if different."""
+def ensure_role(iam: Any, role: str, want_trust: dict[str, Any], inline: dict[str, Any], tag: str,
+                changes: list[str]) -> str:
+    """Create ``role`` with trust policy ``want_trust`` and one inline policy ``role``-policy; fix either if
+    different."""
     existing = _get_role(iam, role)
-    want_trust = trust(service)
     if existing is None:
         existing = iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(want_trust),
                                    Description="batchpipes: created by 'batchpipes aws deploy'",
@@ -214,12 +262,14 @@ def ensure_managed_policy(iam: Any, account: str, policy_name: str, doc: dict[st
 def ensure(iam: Any, name: str, buckets: list[str], region: str, account: str, changes: list[str]) -> Roles:
     n = names(name)
     service = ensure_batch_service_role(iam, changes)
-    instance_role = ensure_role(iam, n["instance"], "ec2.amazonaws.com", instance_policy(buckets, region, account),
-                                name, changes)
+    # EC2 sends no aws:SourceAccount for instance profiles; ECS does for task roles (see the module doc).
+    instance_role = ensure_role(iam, n["instance"], trust("ec2.amazonaws.com"),
+                                instance_policy(buckets, region, account), name, changes)
     profile = ensure_instance_profile(iam, n["instance"], n["instance"], name, changes)
-    job_role = ensure_role(iam, n["job"], "ecs-tasks.amazonaws.com", job_policy(buckets), name, changes)
+    job_role = ensure_role(iam, n["job"], trust("ecs-tasks.amazonaws.com", account), job_policy(buckets), name,
+                           changes)
     cromwell = ensure_managed_policy(iam, account, n["cromwell"],
-                                     cromwell_policy(buckets, region, account, job_role), name, changes)
+                                     cromwell_policy(name, buckets, region, account, job_role), name, changes)
     return Roles(service, instance_role, profile, job_role, cromwell)
 
 

@@ -3,8 +3,8 @@
 Everything is named from one deployment name ``N`` and tagged ``batchpipes:deployment = N``:
 
 * IAM (see iam.py): ``N-batch-instance`` role + instance profile, ``N-batch-job`` role, ``N-cromwell`` policy.
-* Launch templates ``N-cpu`` and ``N-gpu``: IMDSv2 only (hop limit 2 so containers can reach it), encrypted gp3
-  root volume; the GPU one carries the GPU AMI when one is given.
+* Launch templates ``N-cpu`` and ``N-gpu``: IMDSv2 only with a PUT response hop limit of 1 (see
+  ``IMDS_HOP_LIMIT``), encrypted gp3 root volume; the GPU one carries the GPU AMI when one is given.
 * Placement group ``N-mnp`` (cluster) for multi-node parallel jobs.
 * Compute environments ``N-cpu-spot`` (SPOT, SPOT_CAPACITY_OPTIMIZED, diversified families), ``N-gpu``
   (SPOT, GPU families, ECS_AL2_NVIDIA) and ``N-mnp`` (on-demand EC2, placement group).
@@ -54,6 +54,24 @@ CPU_FAMILIES = ["c5", "c6i", "m5", "m6i", "r5", "r6i"]
 GPU_FAMILIES = ["g4dn", "g5", "g6"]  # NVENC-capable; p3 is V100, a training part
 
 Sleep = Callable[[float], None]
+
+#: HttpPutResponseHopLimit of the launch templates: 1, the EC2 default. Why not 2:
+#:
+#: * Cromwell's AWS backend runs everything on the instance inside the job container: the container's command
+#:   is the host's fetch_and_run.sh, which downloads the job script with the host's AWS CLI (mounted at
+#:   /usr/local/aws-cli), and that script localizes and delocalizes with ``aws s3 cp``. Those calls take their
+#:   credentials from the job role when the job definition has one (Cromwell sets it from the workflow option
+#:   ``aws_batch_job_role_arn``; the ECS agent serves it at 169.254.170.2), else from the instance role through
+#:   IMDS.
+#: * AWS Batch runs single-node ECS jobs with host networking (MNP jobs with awsvpc). A host-network container
+#:   is no extra hop from IMDS, so Cromwell's fallback to the instance role works with a limit of 1, and a
+#:   limit of 2, which only helps containers on a bridge network, would give nothing Cromwell needs.
+#: * The hop limit therefore cannot keep job containers off the instance role either: in host mode they share
+#:   the host's network. What does keep the job's code off the instance role's S3 rights is running Cromwell
+#:   with ``aws_batch_job_role_arn`` set to the deployment's job role (the AWS CLI prefers the ECS
+#:   credentials to IMDS; see the README's IAM section). Limit 1 still stops any
+#:   bridge-network container (a container started by a job, a side tool) from getting IMDSv2 tokens.
+IMDS_HOP_LIMIT = 1
 
 
 @dataclass
@@ -149,7 +167,8 @@ def check_network(ec2: Any, subnets: list[str], groups: list[str]) -> None:
 def launch_template_data(spec: Spec, ami: str | None) -> dict[str, Any]:
     tags = [{"Key": TAG_KEY, "Value": spec.name}]
     data: dict[str, Any] = {
-        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled",
+                            "HttpPutResponseHopLimit": IMDS_HOP_LIMIT},
         "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {
             "Encrypted": True, "VolumeSize": spec.volume_gb, "VolumeType": "gp3", "DeleteOnTermination": True}}],
         "TagSpecifications": [{"ResourceType": "instance", "Tags": tags},

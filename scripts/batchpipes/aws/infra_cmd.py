@@ -90,6 +90,8 @@ def run_deploy(args: argparse.Namespace) -> int:
     for name, arn in dep.job_definitions.items():
         print(f"jobdef   {name} {arn}")
     print(f"policy   attach {dep.roles['cromwell_policy_arn']} to whatever runs Cromwell")
+    print(f"jobrole  put \"aws_batch_job_role_arn\": \"{dep.roles['job_role_arn']}\" in Cromwell's workflow options "
+          "so that jobs use the job role rather than the instance role")
     print(f"state    {state}")
     print(f"next     batchpipes aws cromwell-config --cpu-queue-arn {dep.queues['cpu']} "
           f"--gpu-queue-arn {dep.queues['gpu']} ...")

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 from botocore.config import Config
+from botocore.parsers import ResponseParserError
 
 from ..errors import UserError
 
@@ -50,9 +51,19 @@ def client(sess: boto3.session.Session, service: str) -> Any:
 
 def account_id(sess: boto3.session.Session) -> str:
     try:
-        return str(client(sess, "sts").get_caller_identity()["Account"])
+        account = client(sess, "sts").get_caller_identity().get("Account")
     except botocore.exceptions.ClientError as exc:
-        raise UserError(f"AWS credentials were rejected: {exc.response['Error'].get('Message', exc)}") from exc
+        raise UserError(f"AWS credentials were rejected: {one_line(exc.response['Error'].get('Message', exc))}") \
+            from exc
+    if not account:
+        raise UserError(not_aws_answer("STS GetCallerIdentity", "an account id"))
+    return str(account)
+
+
+def not_aws_answer(op: str, missing: str) -> str:
+    """The message for a well-formed answer that lacks what the API always returns (a proxy's page, ...)."""
+    return (f"{op} answered without {missing}: something other than AWS answered (a proxy or captive portal?): "
+            "check AWS_ENDPOINT_URL and the network, then retry")
 
 
 _QUEUE_ARN = re.compile(r"^arn:aws[a-z-]*:batch:([a-z0-9-]+):(\d{12}):job-queue/([A-Za-z0-9_-]{1,128})$")
@@ -71,6 +82,53 @@ def error_code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def one_line(text: object, limit: int = 160) -> str:
+    """The first non-blank line of ``text``, cut to ``limit`` characters (AWS messages may embed raw bodies)."""
+    first = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    return first if len(first) <= limit else first[:limit - 3] + "..."
+
+
 def describe_error(exc: botocore.exceptions.ClientError) -> str:
     err = exc.response.get("Error", {})
-    return f"{err.get('Code', 'Error')}: {err.get('Message', str(exc))}"
+    return f"{err.get('Code', 'Error')}: {one_line(err.get('Message') or exc)}"
+
+
+def is_access_denied(exc: botocore.exceptions.ClientError) -> bool:
+    """HTTP 403 / AccessDenied: the request reached AWS and was refused (credentials or a policy)."""
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status == 403 or error_code(exc) in ("403", "AccessDenied", "Forbidden", "AllAccessDisabled")
+
+
+#: What botocore raises for a request that got no usable AWS answer. ResponseParserError (an answer that is
+#: not the XML/JSON the API returns: a proxy's or captive portal's page, a truncated body) is a plain
+#: Exception in botocore.parsers, not a BotoCoreError, so it is listed on its own.
+BOTO_FAILURES: tuple[type[Exception], ...] = (botocore.exceptions.BotoCoreError, ResponseParserError)
+
+
+def raised_by_response_parser(exc: BaseException) -> bool:
+    """Whether ``exc`` (a KeyError, TypeError, ...) was raised inside botocore's response parsers: what a
+    well-formed answer of the wrong shape (a proxy's XHTML page, say) does to the query-protocol parser."""
+    tb = exc.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return last is not None and last.replace("\\", "/").endswith("botocore/parsers.py")
+
+
+def describe_botocore(exc: Exception) -> str:
+    """One line ``<what went wrong> (<Class>: <first line>): <what to do>`` for a failure that is not an AWS
+    error answer (one of BOTO_FAILURES): an unparseable response, an unreachable endpoint, unusable credentials."""
+    detail = f"{type(exc).__name__}: {one_line(exc)}"
+    if isinstance(exc, ResponseParserError) or raised_by_response_parser(exc):
+        return (f"AWS sent a response that could not be parsed ({detail}): retry; if it persists, check "
+                "AWS_ENDPOINT_URL and any proxy between you and AWS")
+    if isinstance(exc, (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError,
+                        botocore.exceptions.CredentialRetrievalError)):
+        return (f"AWS credentials are missing or unusable ({detail}): run 'aws configure', set AWS_PROFILE, or "
+                "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+    if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
+        return f"cannot reach AWS ({detail}): check the network, --region, or AWS_ENDPOINT_URL"
+    if isinstance(exc, botocore.exceptions.ParamValidationError):
+        return f"a request to AWS was malformed ({detail}): this is a batchpipes bug, please report it"
+    return f"the AWS request failed ({detail}): retry; run with -v for the details"

@@ -9,7 +9,13 @@ For every local ``File`` (or ``Array[File]``, ``Map[..., File]``, ...) input of 
   parts in parallel, each part carrying its ``Content-MD5`` (S3 rejects a part whose bytes differ);
 * the upload id is kept in a local state file as soon as it exists, so an interrupted run resumes:
   ``ListParts`` tells which parts S3 already holds, and only the missing ones are sent;
-* after completion a ``HeadObject`` checks size and ETag against the local computation.
+* after completion a ``HeadObject`` checks size and ETag against the local computation;
+* an interrupt (``stop`` set and StageInterrupted raised by the command's signal handler) stops hashing and
+  sending within a block, keeps the uploads begun in the state and writes no inputs JSON;
+* a file that vanishes or changes while being staged (checked at each part: size, mtime, MD5; and again
+  before completion) is a one-line LocalFileError and its multipart upload is aborted;
+* uploads the next run will not resume, and stray uploads of a key once its object is complete, are aborted,
+  so nothing is left to cost storage.
 
 A manifest (local path, S3 URI, size, sha256, ETag) is written to ``s3://<bucket>/<prefix>/manifest.json``
 and locally, and the inputs JSON is rewritten with ``s3://`` URIs through a temporary file and a rename.
@@ -19,8 +25,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -38,7 +46,15 @@ from .. import settings, workflows
 from ..errors import UserError
 from ..files import write_atomically
 from .buckets import check_bucket
-from .session import RETRIES, describe_error, error_code
+from .session import (
+    BOTO_FAILURES,
+    RETRIES,
+    describe_botocore,
+    describe_error,
+    error_code,
+    is_access_denied,
+    not_aws_answer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +68,58 @@ BLOCK = 4 * MiB
 
 PartHook = Callable[[str, int], None]
 
+#: Test-only knob: cap each part's upload to this many bytes per second, so that a test can interrupt a
+#: staging in the middle of its uploads (nothing else reads it; leave it unset).
+THROTTLE_ENV = "BATCHPIPES_TEST_UPLOAD_BPS"
+#: After a stop, how long the parts still in flight get to notice it before they are left behind.
+STOP_GRACE_S = 1.0
+
 
 class Aborted(Exception):
-    """A part not sent because another part or file failed first."""
+    """A part or file not sent because the staging is stopping (another part failed, or an interrupt)."""
+
+
+class StageInterrupted(BaseException):  # noqa: N818 (named like KeyboardInterrupt, which it stands in for)
+    """SIGINT or SIGTERM during a staging: raised in the main thread by the command's signal handler.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way (botocore wraps
+    any Exception from a request into a retried HTTPClientError) can swallow it. ``stage`` fills in where
+    the resume state is and how many unfinished uploads it keeps.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.state_path: Path | None = None
+        self.kept = 0
+
+
+class _Stopped(BaseException):
+    """Raised from inside a request body when the staging stops: ends that HTTP request at once."""
+
+
+class LocalFileError(UserError):
+    """A local file vanished, changed or became unreadable while being staged."""
+
+    def __init__(self, path: Path, problem: str, fix: str) -> None:
+        super().__init__(f"'{path}' {problem}: {fix}")
+        self.path, self.problem, self.fix = path, problem, fix
+
+    def with_upload(self, aborted: bool) -> LocalFileError:
+        suffix = " (its partial upload was aborted)" if aborted else " (nothing of it was uploaded)"
+        return LocalFileError(self.path, self.problem, self.fix + suffix)
+
+
+def _vanished(path: Path) -> LocalFileError:
+    return LocalFileError(path, "disappeared while being staged", "restore it and re-run")
+
+
+def _changed(path: Path, what: str) -> LocalFileError:
+    return LocalFileError(path, f"changed while being staged ({what})", "re-run when it is complete")
+
+
+def _unreadable(path: Path, exc: OSError) -> LocalFileError:
+    return LocalFileError(path, f"cannot be read ({exc.strerror or exc})", "fix its permissions and re-run")
 
 
 def part_size_for(size: int, minimum: int = MIN_PART) -> int:
@@ -83,14 +148,18 @@ class Digest:
         return f"{hashlib.md5(joined).hexdigest()}-{len(self.part_md5)}"
 
 
-def digest_file(path: Path, part_size: int, single: bool) -> Digest:
-    """SHA-256 of the whole file and MD5 of each ``part_size`` part (or of the whole, if ``single``)."""
+def digest_file(path: Path, part_size: int, single: bool, stop: threading.Event | None = None) -> Digest:
+    """SHA-256 of the whole file and MD5 of each ``part_size`` part (or of the whole, if ``single``).
+
+    Checks ``stop`` between blocks, so an interrupt does not wait for a large file to be hashed."""
     sha = hashlib.sha256()
     md5s: list[str] = []
     part = hashlib.md5()
     in_part = 0
     with path.open("rb") as fh:
         while True:
+            if stop is not None and stop.is_set():
+                raise Aborted(f"hashing of '{path}' stopped")
             want = BLOCK if single else min(BLOCK, part_size - in_part)
             block = fh.read(want)
             if not block:
@@ -142,18 +211,27 @@ class State:
             text = json.dumps({"digests": self.digests, "uploads": self.uploads}, indent=1, sort_keys=True)
             write_atomically(self.path, text)
 
-    def digest(self, path: Path, part_size: int, single: bool) -> Digest:
-        st = path.stat()
+    def digest(self, path: Path, st: os.stat_result, part_size: int, single: bool,
+               stop: threading.Event | None = None) -> Digest:
         key = f"{path}|{part_size}|{int(single)}"
         with self.lock:
             cached = self.digests.get(key)
         if cached and cached["size"] == st.st_size and cached["mtime_ns"] == st.st_mtime_ns:
             return Digest(cached["sha256"], cached["part_md5"])
-        d = digest_file(path, part_size, single)
+        d = digest_file(path, part_size, single, stop)
+        after = path.stat()
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            raise _changed(path, _what_changed(st.st_size, st.st_mtime_ns, after))
         with self.lock:
             self.digests[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": d.sha256,
                                  "part_md5": d.part_md5}
         return d
+
+
+def _what_changed(size: int, mtime_ns: int, now: os.stat_result) -> str:
+    if now.st_size != size:
+        return f"size {size} -> {now.st_size} bytes"
+    return "modified after it was hashed"
 
 
 def default_state_dir(bucket: str, prefix: str) -> Path:
@@ -165,11 +243,60 @@ def s3_client(sess: boto3.session.Session, workers: int) -> Any:
     return sess.client("s3", config=RETRIES.merge(Config(max_pool_connections=workers + 4)))
 
 
+@dataclass
+class FilePlan:
+    """One local file to stage: where it goes, what it looked like when hashed, and its digest."""
+
+    path: Path
+    key: str
+    size: int
+    mtime_ns: int
+    part_size: int
+    single: bool
+    digest: Digest
+
+
+class _Body(io.BytesIO):
+    """A part's bytes as a request body that stops the request when the staging stops (and, for tests,
+    sends no faster than ``bps`` bytes per second)."""
+
+    def __init__(self, data: bytes, stop: threading.Event, bps: int) -> None:
+        super().__init__(data)
+        self._stop = stop
+        self._bps = bps
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._stop.is_set():
+            raise _Stopped
+        if self._bps and (size is None or size < 0 or size > 64 * 1024):
+            size = 64 * 1024
+        chunk = super().read(size)
+        if self._bps and chunk and self._stop.wait(len(chunk) / self._bps):
+            raise _Stopped
+        return chunk
+
+
+def _throttle_from_env() -> int:
+    raw = os.environ.get(THROTTLE_ENV, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or int(raw) < 1:
+        raise UserError(f"{THROTTLE_ENV}={raw!r} is not a positive number of bytes per second: unset it "
+                        "(it is a test-only knob)")
+    return int(raw)
+
+
 class Stager:
-    """Uploads files to one bucket with a shared pool of part uploads."""
+    """Uploads files to one bucket with a shared pool of part uploads.
+
+    ``stop`` (an Event) ends the staging early: hashing stops between blocks, parts not yet started are not
+    sent and the parts in flight end their request at the next block of their body. The uploads begun stay
+    in the state (resumable); a file that vanished or changed has its upload aborted instead.
+    """
 
     def __init__(self, sess: boto3.session.Session, bucket: str, state: State, *, workers: int = 8,
-                 min_part: int = MIN_PART, on_part: PartHook | None = None, progress: bool = True) -> None:
+                 min_part: int = MIN_PART, on_part: PartHook | None = None, progress: bool = True,
+                 stop: threading.Event | None = None) -> None:
         self.s3 = s3_client(sess, workers)
         self.bucket = bucket
         self.state = state
@@ -179,8 +306,9 @@ class Stager:
         self.progress = progress
         self._bar: tqdm | None = None
         self._bar_lock = threading.Lock()
-        #: Set by the first failure: parts not yet started are not sent (the next run resumes them).
-        self._stop = threading.Event()
+        #: Set by the first failure or by an interrupt: nothing more is sent (the next run resumes).
+        self._stop = stop if stop is not None else threading.Event()
+        self._throttle = _throttle_from_env()
 
     # -- helpers -------------------------------------------------------------------------------
     def _advance(self, n: int) -> None:
@@ -196,11 +324,19 @@ class Stager:
                 return None
             raise
 
-    def _plan(self, path: Path) -> tuple[int, bool, Digest]:
-        size = path.stat().st_size
-        psize = part_size_for(size, self.min_part)
-        single = size <= psize
-        return psize, single, self.state.digest(path, psize, single)
+    def _plan(self, path: Path, key: str) -> FilePlan:
+        try:
+            st = path.stat()
+            psize = part_size_for(st.st_size, self.min_part)
+            single = st.st_size <= psize
+            d = self.state.digest(path, st, psize, single, self._stop)
+        except FileNotFoundError:
+            raise _vanished(path).with_upload(False) from None
+        except LocalFileError as exc:
+            raise exc.with_upload(False) from None
+        except OSError as exc:
+            raise _unreadable(path, exc).with_upload(False) from None
+        return FilePlan(path, key, st.st_size, st.st_mtime_ns, psize, single, d)
 
     @staticmethod
     def unchanged(head: dict[str, Any] | None, size: int, d: Digest) -> bool:
@@ -210,84 +346,131 @@ class Stager:
                 and head.get("Metadata", {}).get("sha256") == d.sha256
                 and str(head.get("ETag", "")).strip('"') == d.etag())
 
+    def _entry(self, fp: FilePlan, action: str) -> Entry:
+        return Entry(str(fp.path), f"s3://{self.bucket}/{fp.key}", fp.size, fp.digest.sha256, fp.digest.etag(),
+                     fp.part_size, action)
+
+    def _check_unchanged(self, fp: FilePlan) -> None:
+        """The file still has the size and mtime it had when hashed."""
+        try:
+            now = fp.path.stat()
+        except FileNotFoundError:
+            raise _vanished(fp.path) from None
+        if (now.st_size, now.st_mtime_ns) != (fp.size, fp.mtime_ns):
+            raise _changed(fp.path, _what_changed(fp.size, fp.mtime_ns, now))
+
+    def _read_part(self, fp: FilePlan, n: int) -> bytes:
+        """Bytes of part ``n`` (the whole file when single), checked against the digest taken at planning."""
+        try:
+            with fp.path.open("rb") as fh:
+                now = os.fstat(fh.fileno())
+                if (now.st_size, now.st_mtime_ns) != (fp.size, fp.mtime_ns):
+                    raise _changed(fp.path, _what_changed(fp.size, fp.mtime_ns, now))
+                fh.seek((n - 1) * fp.part_size)
+                body = fh.read(fp.size if fp.single else fp.part_size)
+        except FileNotFoundError:
+            raise _vanished(fp.path) from None
+        except LocalFileError:
+            raise
+        except OSError as exc:
+            raise _unreadable(fp.path, exc) from None
+        if hashlib.md5(body).hexdigest() != fp.digest.part_md5[n - 1]:
+            raise _changed(fp.path, "its content differs from when it was hashed" if fp.single
+                           else f"part {n} differs from when it was hashed")
+        return body
+
     # -- uploads -------------------------------------------------------------------------------
     def stage_files(self, files: list[tuple[Path, str]]) -> list[Entry]:
         """Upload (or skip) each ``(local path, key)``; returns manifest entries in the same order."""
         with ThreadPoolExecutor(self.workers, thread_name_prefix="hash") as pool:
-            plans = list(pool.map(lambda f: self._plan(f[0]), files))
+            plans = list(pool.map(lambda f: self._plan(*f), files))
         todo: list[int] = []
         entries: list[Entry | None] = [None] * len(files)
-        for i, ((path, key), (psize, _single, d)) in enumerate(zip(files, plans, strict=True)):
-            size = path.stat().st_size
-            if self.unchanged(self.head(key), size, d):
-                entries[i] = Entry(str(path), f"s3://{self.bucket}/{key}", size, d.sha256, d.etag(), psize,
-                                   "skipped")
-                log.info("unchanged  s3://%s/%s", self.bucket, key)
+        for i, fp in enumerate(plans):
+            if self._stop.is_set():
+                raise Aborted("staging stopped")
+            if self.unchanged(self.head(fp.key), fp.size, fp.digest):
+                entries[i] = self._entry(fp, "skipped")
+                log.info("unchanged  s3://%s/%s", self.bucket, fp.key)
             else:
                 todo.append(i)
-        total = sum(files[i][0].stat().st_size for i in todo)
+        self._abort_unresumed({plans[i].key for i in todo})
+        total = sum(plans[i].size for i in todo)
         self.state.save()
         self._bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="upload",
                          disable=not self.progress or not todo, leave=False)
+        parts = ThreadPoolExecutor(self.workers, thread_name_prefix="part")
+        outer = ThreadPoolExecutor(min(4, max(1, len(todo))), thread_name_prefix="file")
+        futures: dict[int, Future[Entry]] = {}
         try:
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="part") as parts, \
-                    ThreadPoolExecutor(min(4, max(1, len(todo))), thread_name_prefix="file") as outer:
-                futures = {i: outer.submit(self._upload_or_abort, files[i][0], files[i][1], plans[i], parts)
-                           for i in todo}
-                wait(list(futures.values()))
-                errors = [e for e in (f.exception() for f in futures.values()) if e is not None]
-                if errors:
-                    raise next((e for e in errors if not isinstance(e, Aborted)), errors[0])
-                for i, fut in futures.items():
-                    entries[i] = fut.result()
+            futures = {i: outer.submit(self._upload_or_abort, plans[i], parts) for i in todo}
+            wait(list(futures.values()))
+            errors = [e for e in (f.exception() for f in futures.values()) if e is not None]
+            if errors:
+                raise next((e for e in errors if not isinstance(e, Aborted)), errors[0])
+            for i, fut in futures.items():
+                entries[i] = fut.result()
+        except BaseException:
+            # An interrupt lands here too: stop everything, give the parts in flight a moment to end their
+            # requests, and leave the uploads begun in the state for the next run.
+            self._stop.set()
+            outer.shutdown(wait=False, cancel_futures=True)
+            parts.shutdown(wait=False, cancel_futures=True)
+            wait(list(futures.values()), timeout=STOP_GRACE_S)
+            raise
+        else:
+            outer.shutdown()
+            parts.shutdown()
         finally:
             self._bar.close()
             self._bar = None
             self.state.save()
         return [e for e in entries if e is not None]
 
-    def _upload_or_abort(self, path: Path, key: str, plan: tuple[int, bool, Digest],
-                         parts: ThreadPoolExecutor) -> Entry:
+    def _abort_unresumed(self, keep: set[str]) -> None:
+        """Abort the saved uploads this run will not resume (their file is unchanged in S3 or not staged)."""
+        with self.state.lock:
+            stale = {k: u for k, u in self.state.uploads.items() if k not in keep}
+        for key, saved in stale.items():
+            log.info("aborting the unfinished upload of s3://%s/%s: not resumed by this run", self.bucket, key)
+            self._abort(key, saved["upload_id"])
+
+    def _upload_or_abort(self, fp: FilePlan, parts: ThreadPoolExecutor) -> Entry:
         try:
-            return self._upload(path, key, plan, parts)
+            return self._upload(fp, parts)
         except BaseException:
             self._stop.set()
             raise
 
-    def _upload(self, path: Path, key: str, plan: tuple[int, bool, Digest], parts: ThreadPoolExecutor) -> Entry:
-        psize, single, d = plan
-        size = path.stat().st_size
-        extra = {"Metadata": {"sha256": d.sha256, "part-size": str(psize)}, "ServerSideEncryption": "AES256"}
+    def _upload(self, fp: FilePlan, parts: ThreadPoolExecutor) -> Entry:
+        if self._stop.is_set():
+            raise Aborted(f"s3://{self.bucket}/{fp.key} not started: the staging is stopping")
+        d, key = fp.digest, fp.key
         action = "uploaded"
-        if single:
-            body = path.read_bytes()
-            if hashlib.sha256(body).hexdigest() != d.sha256:
-                raise UserError(f"'{path}' changed while being staged: re-run when it is complete")
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentMD5=_b64(d.part_md5[0]), **extra)
-            self._advance(size)
+        if fp.single:
+            try:
+                body = self._read_part(fp, 1)
+            except LocalFileError as exc:
+                raise exc.with_upload(False) from None
+            try:
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=_Body(body, self._stop, self._throttle),
+                                   ContentMD5=_b64(d.part_md5[0]), Metadata=self._metadata(fp),
+                                   ServerSideEncryption="AES256")
+            except _Stopped:
+                raise Aborted(f"s3://{self.bucket}/{key} not sent: the staging is stopping") from None
+            self._advance(fp.size)
             if self.on_part:
                 self.on_part(key, 1)
         else:
-            done = self._resumable_parts(key, size, psize, d)
+            done = self._resumable_parts(fp)
             upload_id = self.state.uploads[key]["upload_id"]
-            if done:
-                action = "resumed"
-                log.info("resuming   s3://%s/%s: %d of %d parts already there", self.bucket, key, len(done),
-                         len(d.part_md5))
-                self._advance(sum(min(psize, size - (n - 1) * psize) for n in done))
-            missing = [n for n in range(1, len(d.part_md5) + 1) if n not in done]
-            futs: list[Future[None]] = [
-                parts.submit(self._part, path, key, upload_id, n, psize, d.part_md5[n - 1]) for n in missing
-            ]
-            finished, pending = wait(futs, return_when=FIRST_EXCEPTION)
-            for f in pending:
-                f.cancel()
-            if pending:
-                self._stop.set()
-            errors = [f.exception() for f in futs if f.done() and not f.cancelled() and f.exception()]
-            first = next((e for e in errors if not isinstance(e, Aborted)), errors[0] if errors else None)
-            if first is not None:
-                raise first
+            try:
+                action = self._send_parts(fp, upload_id, done, parts)
+                self._check_unchanged(fp)
+            except LocalFileError as exc:
+                self._abort(key, upload_id)
+                self.state.save()
+                raise exc.with_upload(True) from None
             self.s3.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id,
                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": f'"{h}"'}
@@ -295,19 +478,49 @@ class Stager:
             with self.state.lock:
                 self.state.uploads.pop(key, None)
             self.state.save()
+            self._abort_strays(key)
         head = self.head(key)
-        if not self.unchanged(head, size, d):
+        if not self.unchanged(head, fp.size, d):
             got = (head or {}).get("ETag", "nothing")
-            raise UserError(f"s3://{self.bucket}/{key} does not match '{path}' after upload (ETag {got}, "
+            raise UserError(f"s3://{self.bucket}/{key} does not match '{fp.path}' after upload (ETag {got}, "
                             f"expected {d.etag()}): re-run to upload it again")
-        log.info("%-10s s3://%s/%s (%d bytes)", action, self.bucket, key, size)
-        return Entry(str(path), f"s3://{self.bucket}/{key}", size, d.sha256, d.etag(), psize, action)
+        log.info("%-10s s3://%s/%s (%d bytes)", action, self.bucket, key, fp.size)
+        return self._entry(fp, action)
 
-    def _resumable_parts(self, key: str, size: int, psize: int, d: Digest) -> set[int]:
+    def _send_parts(self, fp: FilePlan, upload_id: str, done: set[int], parts: ThreadPoolExecutor) -> str:
+        """Send the parts S3 does not hold yet; 'resumed' if some were there already, else 'uploaded'."""
+        if done:
+            log.info("resuming   s3://%s/%s: %d of %d parts already there", self.bucket, fp.key, len(done),
+                     len(fp.digest.part_md5))
+            self._advance(sum(min(fp.part_size, fp.size - (n - 1) * fp.part_size) for n in done))
+        missing = [n for n in range(1, len(fp.digest.part_md5) + 1) if n not in done]
+        futs: list[Future[None]] = []
+        try:
+            for n in missing:
+                futs.append(parts.submit(self._part, fp, upload_id, n))
+        except RuntimeError:  # the pool was shut down by a stop
+            raise Aborted(f"s3://{self.bucket}/{fp.key}: the staging is stopping") from None
+        _, pending = wait(futs, return_when=FIRST_EXCEPTION)
+        for f in pending:
+            f.cancel()
+        errors = [e for e in (f.exception() for f in futs if f.done() and not f.cancelled()) if e is not None]
+        first = next((e for e in errors if not isinstance(e, Aborted)), errors[0] if errors else None)
+        if first is not None:
+            raise first
+        if pending or any(f.cancelled() for f in futs):
+            raise Aborted(f"s3://{self.bucket}/{fp.key}: parts not sent, the staging is stopping")
+        return "resumed" if done else "uploaded"
+
+    @staticmethod
+    def _metadata(fp: FilePlan) -> dict[str, str]:
+        return {"sha256": fp.digest.sha256, "part-size": str(fp.part_size)}
+
+    def _resumable_parts(self, fp: FilePlan) -> set[int]:
         """Part numbers already uploaded (and matching) for the upload kept in the state; starts one if none."""
+        d, key = fp.digest, fp.key
         with self.state.lock:
             saved = self.state.uploads.get(key)
-        if saved and saved.get("sha256") == d.sha256 and saved.get("part_size") == psize \
+        if saved and saved.get("sha256") == d.sha256 and saved.get("part_size") == fp.part_size \
                 and saved.get("bucket") == self.bucket:
             try:
                 done = set()
@@ -321,12 +534,13 @@ class Stager:
                 log.info("the saved upload of s3://%s/%s is gone; starting again", self.bucket, key)
         elif saved:
             self._abort(key, saved["upload_id"])
-        resp = self.s3.create_multipart_upload(
-            Bucket=self.bucket, Key=key, Metadata={"sha256": d.sha256, "part-size": str(psize)},
-            ServerSideEncryption="AES256")
+        resp = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key, Metadata=self._metadata(fp),
+                                               ServerSideEncryption="AES256")
+        if not resp.get("UploadId"):
+            raise UserError(not_aws_answer(f"CreateMultipartUpload of s3://{self.bucket}/{key}", "an UploadId"))
         with self.state.lock:
-            self.state.uploads[key] = {"upload_id": resp["UploadId"], "sha256": d.sha256, "part_size": psize,
-                                       "size": size, "bucket": self.bucket}
+            self.state.uploads[key] = {"upload_id": resp["UploadId"], "sha256": d.sha256,
+                                       "part_size": fp.part_size, "size": fp.size, "bucket": self.bucket}
         self.state.save()
         return set()
 
@@ -343,26 +557,41 @@ class Stager:
     def _abort(self, key: str, upload_id: str) -> None:
         try:
             self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except botocore.exceptions.ClientError:
-            pass
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) != "NoSuchUpload":
+                log.warning("could not abort the upload of s3://%s/%s (%s): abort it with 'aws s3api "
+                            "abort-multipart-upload'", self.bucket, key, describe_error(exc))
         with self.state.lock:
             self.state.uploads.pop(key, None)
 
-    def _part(self, path: Path, key: str, upload_id: str, n: int, psize: int, md5_hex: str) -> None:
-        if self._stop.is_set():
-            raise Aborted(f"s3://{self.bucket}/{key} part {n} not sent: another upload failed")
+    def _abort_strays(self, key: str) -> None:
+        """Abort other unfinished uploads of ``key`` (left by a run whose state was lost): once the object
+        is complete they can only cost storage."""
         try:
-            with path.open("rb") as fh:
-                fh.seek((n - 1) * psize)
-                body = fh.read(psize)
-            # Content-MD5 is the digest of the first read: S3 answers BadDigest if the bytes differ now.
+            resp = self.s3.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+        except botocore.exceptions.ClientError as exc:
+            log.debug("cannot list the unfinished uploads of s3://%s/%s: %s", self.bucket, key, describe_error(exc))
+            return
+        for u in resp.get("Uploads", []):
+            if u.get("Key") == key:
+                log.info("aborting a stray unfinished upload of s3://%s/%s", self.bucket, key)
+                self._abort(key, str(u["UploadId"]))
+
+    def _part(self, fp: FilePlan, upload_id: str, n: int) -> None:
+        key = fp.key
+        if self._stop.is_set():
+            raise Aborted(f"s3://{self.bucket}/{key} part {n} not sent: the staging is stopping")
+        try:
+            body = self._read_part(fp, n)
             try:
-                self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=n, Body=body,
-                                    ContentMD5=_b64(md5_hex))
+                self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=n,
+                                    Body=_Body(body, self._stop, self._throttle),
+                                    ContentMD5=_b64(fp.digest.part_md5[n - 1]))
+            except _Stopped:
+                raise Aborted(f"s3://{self.bucket}/{key} part {n} stopped: the staging is stopping") from None
             except botocore.exceptions.ClientError as exc:
                 if error_code(exc) in ("BadDigest", "InvalidDigest"):
-                    raise UserError(f"'{path}' changed while being staged (part {n}): re-run when it is "
-                                    "complete") from exc
+                    raise _changed(fp.path, f"part {n} arrived with another MD5") from exc
                 raise
             self._advance(len(body))
             if self.on_part:
@@ -446,7 +675,7 @@ def _plan(inputs_path: Path, prefix: str | None) -> _Plan:
     data = workflows.read_json(inputs_path)
     flow = workflows.workflow_for_inputs(inputs_path, data)
     bases = [inputs_path.resolve().parent, settings.REPO_ROOT, Path.cwd()]
-    resolved = workflows.validate(flow, data, source=str(inputs_path), base_dirs=[Path.cwd(), *bases[:2]])
+    resolved = workflows.validate(flow, data, source=str(inputs_path), base_dir=bases[0])
     prefix = (prefix if prefix is not None else f"inputs/{flow.name}").strip("/")
     local: dict[str, str] = {}
 
@@ -460,28 +689,50 @@ def _plan(inputs_path: Path, prefix: str | None) -> _Plan:
 
 def stage(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefix: str | None = None,
           output: Path | None = None, state_dir: Path | None = None, workers: int = 8, min_part: int = MIN_PART,
-          on_part: PartHook | None = None, progress: bool = True) -> StageResult:
-    """Upload the local files named by ``inputs_path`` and write the rewritten inputs JSON to ``output``."""
+          on_part: PartHook | None = None, progress: bool = True,
+          stop: threading.Event | None = None) -> StageResult:
+    """Upload the local files named by ``inputs_path`` and write the rewritten inputs JSON to ``output``.
+
+    Setting ``stop`` (and raising StageInterrupted in the main thread, as the command's signal handler does)
+    ends the staging within about a second with the resume state saved.
+    """
     plan = _plan(inputs_path, prefix)
     flow, prefix = plan.flow, plan.prefix
     keys = list(plan.local.values())
     if len(set(keys)) != len(keys):
         raise UserError("two input files map to the same S3 key: give them distinct names")
     state_dir = state_dir or default_state_dir(bucket, prefix)
-    stager = Stager(sess, bucket, State(state_dir / "state.json"), workers=workers, min_part=min_part,
-                    on_part=on_part, progress=progress)
-    check_bucket(stager.s3, bucket)
+    state = State(state_dir / "state.json")
+    stager = Stager(sess, bucket, state, workers=workers, min_part=min_part, on_part=on_part,
+                    progress=progress, stop=stop)
+    where = f"s3://{bucket}/{prefix}"
     manifest_key = f"{prefix}/manifest.json" if prefix else "manifest.json"
     try:
+        check_bucket(stager.s3, bucket)
         entries = stager.stage_files([(Path(p), k) for p, k in plan.local.items()])
         manifest = {"version": 1, "workflow": flow.name, "inputs": str(inputs_path), "bucket": bucket,
                     "prefix": prefix, "files": [e.manifest() for e in entries]}
         text = json.dumps(manifest, indent=2) + "\n"
         stager.s3.put_object(Bucket=bucket, Key=manifest_key, Body=text.encode(), ContentType="application/json",
                              ServerSideEncryption="AES256")
+    except StageInterrupted as exc:
+        exc.state_path = state.path
+        with state.lock:
+            exc.kept = len(state.uploads)
+        raise
     except botocore.exceptions.ClientError as exc:
-        raise UserError(f"staging to s3://{bucket}/{prefix} failed: {describe_error(exc)}: re-run to resume") \
-            from exc
+        if is_access_denied(exc):
+            raise UserError(f"staging to {where} failed: access denied (HTTP 403 on {exc.operation_name}): the "
+                            "credentials in use may not read and write objects there, or the bucket policy refuses "
+                            "them: fix the IAM or bucket policy, or use other credentials (--profile)") from exc
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if status >= 500:  # botocore retried it 8 times; S3 also turns an unparseable 200 answer into a 500
+            raise UserError(f"staging to {where} failed: {exc.operation_name} kept failing with HTTP {status} "
+                            f"({describe_error(exc)}): retry later; if it persists, check AWS_ENDPOINT_URL and any "
+                            "proxy between you and AWS; then re-run to resume") from exc
+        raise UserError(f"staging to {where} failed: {describe_error(exc)}: re-run to resume") from exc
+    except BOTO_FAILURES as exc:
+        raise UserError(f"staging to {where} failed: {describe_botocore(exc)}; then re-run to resume") from exc
     manifest_path = state_dir / "manifest.json"
     write_atomically(manifest_path, text)
 
@@ -502,13 +753,21 @@ class Mismatch:
 
 
 def verify(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefix: str | None = None,
-           workers: int = 8, progress: bool = True) -> tuple[int, list[Mismatch]]:
-    """Download every staged object and compare it with the local file; returns (checked, mismatches)."""
+           workers: int = 8, progress: bool = True,
+           stop: threading.Event | None = None) -> tuple[int, list[Mismatch]]:
+    """Download every staged object and compare it with the local file; returns (checked, mismatches).
+
+    Setting ``stop`` ends the downloads at their next block (as for ``stage``; verify changes nothing)."""
+    stop = stop if stop is not None else threading.Event()
     plan = _plan(inputs_path, prefix)
     s3 = s3_client(sess, workers)
     check_bucket(s3, bucket)
     local = plan.local
-    total = sum(Path(p).stat().st_size for p in local)
+    try:
+        total = sum(Path(p).stat().st_size for p in local)
+    except FileNotFoundError as exc:
+        raise UserError(f"'{exc.filename}' disappeared before it could be verified: restore it and re-run") \
+            from None
     bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="verify",
                disable=not progress, leave=False)
     lock = threading.Lock()
@@ -517,15 +776,29 @@ def verify(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefi
         path, key = item
         uri = f"s3://{bucket}/{key}"
         want = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(BLOCK), b""):
-                want.update(block)
+        try:
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(BLOCK), b""):
+                    if stop.is_set():
+                        raise Aborted(f"verification of '{path}' stopped")
+                    want.update(block)
+        except FileNotFoundError:
+            raise UserError(f"'{path}' disappeared while being verified: restore it and re-run") from None
         try:
             obj = s3.get_object(Bucket=bucket, Key=key)
         except botocore.exceptions.ClientError as exc:
+            if is_access_denied(exc):
+                raise UserError(f"verifying {uri} failed: access denied (HTTP 403 on GetObject): the credentials "
+                                "in use may not read it, or the bucket policy refuses them: fix the IAM or "
+                                "bucket policy") from exc
             return Mismatch(uri, f"missing ({describe_error(exc)})")
+        except BOTO_FAILURES as exc:
+            raise UserError(f"verifying {uri} failed: {describe_botocore(exc)}") from exc
         got = hashlib.sha256()
-        for block in obj["Body"].iter_chunks(BLOCK):
+        for block in obj["Body"].iter_chunks(256 * 1024):
+            if stop.is_set():
+                obj["Body"].close()
+                raise Aborted(f"verification of {uri} stopped")
             got.update(block)
             with lock:
                 bar.update(len(block))
@@ -536,7 +809,15 @@ def verify(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefi
             return Mismatch(uri, "sha256 metadata missing or wrong")
         return None
 
-    with ThreadPoolExecutor(workers) as pool:
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="verify")
+    try:
         results = list(pool.map(check, local.items()))
-    bar.close()
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown()
+    finally:
+        bar.close()
     return len(local), [m for m in results if m is not None]

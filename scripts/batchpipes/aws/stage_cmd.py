@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from ..aws_cmd import add_common
 from ..errors import UserError
@@ -43,8 +51,15 @@ def run(args: argparse.Namespace) -> int:
     sess = session.session(args.region, args.profile)
     progress = not args.no_progress and sys.stderr.isatty()
     if args.verify:
-        checked, bad = stage.verify(sess, args.inputs, args.bucket, prefix=args.prefix, workers=args.workers,
-                                    progress=progress)
+        stop = threading.Event()
+        try:
+            with _interruptible(stop):
+                checked, bad = stage.verify(sess, args.inputs, args.bucket, prefix=args.prefix,
+                                            workers=args.workers, progress=progress, stop=stop)
+        except stage.StageInterrupted as exc:
+            print(f"error: interrupted by {signal.Signals(exc.signum).name}: verification stopped (it changes "
+                  "nothing): re-run it to verify", file=sys.stderr)
+            _leave(128 + exc.signum)
         for m in bad:
             print(f"MISMATCH {m.uri}: {m.reason}")
         print(f"verified {checked} object(s): {checked - len(bad)} match, {len(bad)} mismatch")
@@ -53,8 +68,19 @@ def run(args: argparse.Namespace) -> int:
         return 1 if bad else 0
     wf = args.inputs.name.split(".")[0]
     output = args.output or args.inputs.parent / f"{wf}.staged.json"
-    result = stage.stage(sess, args.inputs, args.bucket, prefix=args.prefix, output=output,
-                         state_dir=args.state_dir, workers=args.workers, progress=progress)
+    stop = threading.Event()
+    try:
+        with _interruptible(stop):
+            result = stage.stage(sess, args.inputs, args.bucket, prefix=args.prefix, output=output,
+                                 state_dir=args.state_dir, workers=args.workers, progress=progress, stop=stop)
+    except stage.StageInterrupted as exc:
+        name = signal.Signals(exc.signum).name
+        if exc.state_path is None:
+            print(f"error: interrupted by {name} before any upload began: nothing to resume", file=sys.stderr)
+        else:
+            print(f"error: interrupted by {name}: staging stopped, {exc.kept} unfinished upload(s) kept in "
+                  f"{exc.state_path.parent}: re-run the same command to resume", file=sys.stderr)
+        _leave(128 + exc.signum)
     counts: dict[str, int] = {}
     for e in result.entries:
         counts[e.action] = counts.get(e.action, 0) + 1
@@ -64,3 +90,53 @@ def run(args: argparse.Namespace) -> int:
     print(f"manifest: {result.manifest_uri} (local copy {result.manifest_path})")
     print(f"inputs:   {output}")
     return 0
+
+
+#: Signals that stop a staging (exit status 128 + the signal number: 130 for SIGINT, 143 for SIGTERM).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _interruptible(stop: threading.Event) -> Iterator[None]:
+    """Turn the first SIGINT/SIGTERM into ``stop`` + StageInterrupted in the main thread; a second one leaves
+    at once (the resume state is written atomically whenever it changes, so nothing is lost)."""
+    seen: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if seen:
+            print(f"error: interrupted again by {signal.Signals(signum).name}: leaving now; re-run the same "
+                  "command to resume", file=sys.stderr)
+            _hard_exit(128 + seen[0])
+        seen.append(signum)
+        stop.set()
+        raise stage.StageInterrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _workers_alive() -> list[threading.Thread]:
+    main = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()]
+
+
+def _leave(status: int, grace: float = 0.5) -> NoReturn:
+    """Exit with ``status`` now: give the upload threads ``grace`` seconds to end, then leave without the
+    interpreter's own shutdown. That shutdown joins every worker thread (one stuck in a request on a stalled
+    network would hold the exit for minutes) and tears down every module (over a second here, with boto3's
+    and miniwdl's data loaded); the resume state is already on disk, fsynced."""
+    deadline = time.monotonic() + grace
+    for t in _workers_alive():
+        t.join(max(0.0, deadline - time.monotonic()))
+    _hard_exit(status)
+
+
+def _hard_exit(status: int) -> NoReturn:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

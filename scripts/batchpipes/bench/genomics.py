@@ -87,7 +87,7 @@ def _bare(work: Path, cpu: int, shards: int) -> float:
     started = time.monotonic()
     for image, script in ((genomics, BARE_GENOMICS), (snpeff, BARE_SNPEFF)):
         text = script.format(cpu=cpu, shards=shards)
-        subprocess.run(["podman", "run", "--rm", "--network", "none", *mount, "-v", f"{out}:/w", "-w", "/w",
+        subprocess.run(["podman", "run", "--rm", "--network", "none", *containers.as_invoker(), *mount, "-v", f"{out}:/w", "-w", "/w",
                         image, "bash", "-c", text], check=True)
     return time.monotonic() - started
 

@@ -43,7 +43,7 @@ def bare_mdrun(image: str, tpr: Path, cpu: int) -> tuple[float, float]:
         work = Path(tmp)
         (work / "bench.tpr").write_bytes(tpr.read_bytes())
         start = time.monotonic()
-        subprocess.run(["podman", "run", "--rm", "-v", f"{work}:/bench", "-w", "/bench", image,
+        subprocess.run(["podman", "run", "--rm", *containers.as_invoker(), "-v", f"{work}:/bench", "-w", "/bench", image,
                         "gmx", "-quiet", "mdrun", "-s", "bench.tpr", "-deffnm", "bare", "-ntmpi", "1",
                         "-ntomp", str(cpu)], check=True, capture_output=True)
         wall = time.monotonic() - start

@@ -69,7 +69,7 @@ def _bare(src: Path, work: Path, args: argparse.Namespace) -> float:
                          pix="yuv420p10le" if args.profile == "main10" else "yuv420p")
     # Time ffmpeg inside the container, as the encode task times itself.
     timed = f"s=$(date +%s.%N); {script}; e=$(date +%s.%N); echo \"$s $e\""
-    proc = subprocess.run(["podman", "run", "--rm", "--network", "none", "-v", f"{src.parent}:/in:ro",
+    proc = subprocess.run(["podman", "run", "--rm", "--network", "none", *containers.as_invoker(), "-v", f"{src.parent}:/in:ro",
                            "-v", f"{out}:/out", image, "bash", "-euo", "pipefail", "-c", timed],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:

@@ -153,8 +153,8 @@ def _write_gz(path: Path, lines: list[str]) -> None:
 
 
 def in_container(image_ref: str, workdir: Path, *cmd: str) -> None:
-    run(["podman", "run", "--rm", "--network", "none", "-v", f"{workdir}:/data", "-w", "/data",
-         image_ref, *cmd], what=f"{cmd[0]} in container", capture=True)
+    run(["podman", "run", "--rm", "--network", "none", *containers.as_invoker(), "-v", f"{workdir}:/data",
+         "-w", "/data", image_ref, *cmd], what=f"{cmd[0]} in container", capture=True)
 
 
 def generate(out_dir: Path, sample: str = "SIM001") -> dict[str, str]:

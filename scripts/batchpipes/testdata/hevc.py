@@ -67,7 +67,8 @@ BAD = {
 
 def in_container(workdir: Path, script: str) -> None:
     image = containers.build(containers.get("ffmpeg"))
-    run(["podman", "run", "--rm", "--network", "none", "-v", f"{workdir}:/data", "-w", "/data",
+    # As root: the image's unprivileged user may not write to the caller's folder; generation is no task.
+    run(["podman", "run", "--rm", "--network", "none", "--user", "0:0", "-v", f"{workdir}:/data", "-w", "/data",
          image, "bash", "-euo", "pipefail", "-c", script], what="generating HEVC test video", capture=True)
 
 
