@@ -132,3 +132,11 @@ def test_results_folder_falls_back_to_the_workflow_name(tmp_path: Path) -> None:
     assert results.folder_name(flow, {"hevc.output_name": "clip_1"}) == "clip_1"
     assert results.folder_name(flow, {}) == "hevc"
     assert results.folder_name(workflows.get("gromacs"), {"gromacs.name": "1aki"}) == "1aki"
+
+
+def test_each_run_gets_a_new_folder_and_last_points_at_it(tmp_path: Path) -> None:
+    first = local.new_run_dir(tmp_path, "genomics")
+    second = local.new_run_dir(tmp_path, "genomics")
+    assert first != second and first.is_dir() and second.is_dir()
+    assert (tmp_path / "_LAST").resolve() == second
+    assert not list(tmp_path.glob("._LAST*")), "no temporary link may be left"

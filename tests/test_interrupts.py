@@ -67,5 +67,6 @@ def test_interrupt_stops_task_containers(podman_ready: None, tmp_path: Path, sen
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: interrupted: stopped the run and "), last
     assert "task container(s); nothing was published" in last
+    print(f"{send}: the CLI exited {elapsed:.1f} s after the signal, {len(running)} container(s) were running")
     assert elapsed < 30, f"took {elapsed:.1f} s to stop"
     assert not list(tmp_path.glob("*/results")), "an interrupted run must publish nothing"

@@ -106,9 +106,15 @@ def new_run_dir(parent: Path, name: str) -> Path:
         path = parent / f"{time.strftime('%Y%m%d_%H%M%S')}_{name}"
         try:
             path.mkdir()
-            return path
+            break
         except FileExistsError:
             time.sleep(0.5)
+    # parent/_LAST -> the newest run (miniwdl makes it only for folders it names itself)
+    link = parent / f"._LAST.{os.getpid()}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(path.name)
+    os.replace(link, parent / "_LAST")
+    return path
 
 
 def check_local_paths(inputs: dict[str, Any]) -> None:

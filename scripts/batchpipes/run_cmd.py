@@ -51,6 +51,14 @@ def _run(args: argparse.Namespace) -> int:
     result = local.run(flow, inputs, run_dir=args.dir.resolve(), call_cache=not args.no_cache,
                        verbose=args.verbose)
     log.info("%s finished: %s", flow.name, result.run_dir)
+    for key, value in sorted(result.outputs.items()):  # one-line summaries: callable regions, snpEff genes
+        if not (key.endswith("_summary") and isinstance(value, str)):
+            continue
+        if Path(value).is_absolute():  # a file: its first line, if it is text
+            if value.endswith(".txt") and Path(value).is_file():
+                log.info("%s: %s", key.partition(".")[2], Path(value).read_text(errors="replace").partition("\n")[0])
+        else:  # a String output
+            log.info("%s: %s", key.partition(".")[2], value)
     log.info("results (indexes beside their files): %s", result.results_dir)
     print(json.dumps({"dir": str(result.run_dir), "results": str(result.results_dir), "outputs": result.outputs},
                      indent=2))
