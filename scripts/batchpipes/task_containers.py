@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -13,7 +14,9 @@ log = logging.getLogger(__name__)
 
 
 def _podman(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], capture_output=True, text=True, check=False, timeout=timeout)
+    # the same podman as the tasks': root's store (through sudo for a user, as miniwdl does)
+    exe = ["podman"] if os.geteuid() == 0 else ["sudo", "-n", "podman"]
+    return subprocess.run([*exe, *args], capture_output=True, text=True, check=False, timeout=timeout)
 
 
 def containers_under(folder: Path) -> list[str]:
