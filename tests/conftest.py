@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batchpipes import containers, local, settings, workflows
-from batchpipes.errors import UserError
+from batchpipes import local, registry, settings, workflows
+from batchpipes.errors import Interrupted, UserError
 
 REPO = settings.REPO_ROOT
 
@@ -21,7 +21,7 @@ def podman_ready() -> None:
     for exe in ("podman", "docker-registry", "debootstrap"):
         if shutil.which(exe) is None:
             pytest.fail(f"{exe} is not installed: run scripts/bootstrap.sh first")
-    containers.start_registry()
+    registry.start_registry()
 
 
 RunWorkflow = Callable[..., local.RunResult]
@@ -44,6 +44,83 @@ def run_workflow(podman_ready: None, tmp_path_factory: pytest.TempPathFactory) -
         return local.run(flow, validated, run_dir=run_dir, call_cache=False)
 
     return _run
+
+
+RunTask = Callable[..., local.RunResult]
+
+
+class TaskFailed(UserError):
+    """A task started by ``run_task`` failed: the one-line message ``<task> failed in <task>: <its ERROR line>``
+    and the task's run folder (``work/``, ``stderr.txt``), for tests that check what it left behind."""
+
+    def __init__(self, message: str, run_dir: Path) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+
+    @property
+    def line(self) -> str:
+        """The task's own ERROR line."""
+        return str(self).partition(": ")[2]
+
+    @property
+    def work(self) -> Path:
+        return self.run_dir / "work"
+
+    @property
+    def error_lines(self) -> list[str]:
+        """Every ``ERROR:`` line the task wrote to its stderr (a task prints exactly one)."""
+        stderr = self.run_dir / "stderr.txt"
+        text = stderr.read_text(errors="replace") if stderr.is_file() else ""
+        return [line for line in text.splitlines() if line.startswith("ERROR:")]
+
+
+@pytest.fixture(scope="session")
+def run_task(podman_ready: None, tmp_path_factory: pytest.TempPathFactory) -> RunTask:
+    """Run ONE task of a WDL file under miniwdl in real containers (no call cache): for tests of a task's own
+    checks, without running the whole workflow. ``inputs`` are the task's input names, unprefixed; File inputs are
+    paths. Returns the RunResult; a failing task raises :class:`TaskFailed` (a UserError) with its ERROR line, as
+    ``run_workflow`` does."""
+
+    def _run(wdl: Path | str, task: str, inputs: dict[str, Any]) -> local.RunResult:
+        path = Path(wdl) if Path(wdl).is_absolute() else REPO / wdl
+        flow = workflows.Workflow(task, path)
+        run_dir = tmp_path_factory.mktemp(f"task-{task}")
+        prefixed = {f"{task}.{k}": str(v) if isinstance(v, Path) else v for k, v in inputs.items()}
+        try:
+            return local.run(flow, prefixed, run_dir=run_dir, call_cache=False, task=task)
+        except UserError as exc:
+            if isinstance(exc, Interrupted):
+                raise
+            runs = sorted(p for p in run_dir.iterdir() if p.is_dir())
+            raise TaskFailed(str(exc), runs[-1] if runs else run_dir) from exc
+
+    return _run
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the fast lane (``-m "not containers"``) podman and docker are replaced on PATH by a command that fails
+    loudly, so a test that runs containers without saying so (the ``podman_ready`` fixture) is caught."""
+    if config.option.markexpr.replace(" ", "") != "notcontainers":
+        return
+    import os
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="batchpipes-fast-lane-"))
+    for exe in ("podman", "docker"):
+        shim = folder / exe
+        shim.write_text(f"#!/bin/sh\necho 'fast lane: {exe} is not available; a test that runs containers must use "
+                        "the podman_ready fixture (it then runs in the containers lane)' >&2\nexit 97\n")
+        shim.chmod(0o755)
+    os.environ["PATH"] = f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that needs podman (the ``podman_ready`` fixture, directly or through ``run_workflow``,
+    ``run_task`` or another fixture) is in the ``containers`` lane; the rest is the fast lane
+    (``pytest -m "not containers"``)."""
+    for item in items:
+        if "podman_ready" in getattr(item, "fixturenames", ()) and item.get_closest_marker("containers") is None:
+            item.add_marker(pytest.mark.containers)
 
 
 @pytest.fixture()

@@ -16,7 +16,7 @@ import boto3
 import pytest
 import WDL
 from batchpipes import cli, containers, settings, workflows
-from batchpipes.aws import cromwell
+from batchpipes.aws import cromwell, cromwell_inputs, cromwell_run
 from batchpipes.files import write_atomically
 
 CPU = "arn:aws:batch:eu-west-1:123456789012:job-queue/bp-cpu"
@@ -144,7 +144,7 @@ def test_cli_end_to_end_in_a_subprocess(aws_env: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", FLOWS)
 def test_imports_zip_resolves_every_import(name: str, tmp_path: Path) -> None:
     flow = workflows.get(name)
-    zip_path = cromwell.build_imports_zip(flow.path, tmp_path / f"{name}.imports.zip")
+    zip_path = cromwell_run.build_imports_zip(flow.path, tmp_path / f"{name}.imports.zip")
     with zipfile.ZipFile(zip_path) as zf:
         members = set(zf.namelist())
         zf.extractall(tmp_path / "x")
@@ -167,8 +167,8 @@ def test_imports_zip_resolves_every_import(name: str, tmp_path: Path) -> None:
 
 def test_imports_zip_is_reproducible(tmp_path: Path) -> None:
     flow = workflows.get("genomics")
-    a = cromwell.build_imports_zip(flow.path, tmp_path / "a.zip").read_bytes()
-    b = cromwell.build_imports_zip(flow.path, tmp_path / "b.zip").read_bytes()
+    a = cromwell_run.build_imports_zip(flow.path, tmp_path / "a.zip").read_bytes()
+    b = cromwell_run.build_imports_zip(flow.path, tmp_path / "b.zip").read_bytes()
     assert a == b
 
 
@@ -234,16 +234,44 @@ def test_command_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], a
     assert rc == 2 and message in error_line(err)
 
 
-def test_queue_inputs_are_filled_from_the_config(tmp_path: Path, expect_user_error) -> None:
-    from test_aws_cromwell_static import GOOD_GPU
+GPU_FLOW = """version 1.0
 
+task gpu_step {
+    input {
+        Boolean gpu = true
+        String gpu_queue_arn = ""
+        String cpu_queue_arn = ""
+    }
+    command <<<
+        echo hi > out.txt
+    >>>
+    output { File out = "out.txt" }
+    runtime {
+        docker: "batchpipes/genomics:000000000000"
+        gpuCount: if gpu then 1 else 0
+        queueArn: if gpu then gpu_queue_arn else cpu_queue_arn  # !UnknownRuntimeKey
+    }
+}
+
+workflow gpu_flow {
+    input {
+        String gpu_queue_arn = ""
+        String cpu_queue_arn = ""
+    }
+    call gpu_step { input: gpu_queue_arn = gpu_queue_arn, cpu_queue_arn = cpu_queue_arn }
+}
+"""
+
+
+def test_queue_inputs_are_filled_from_the_config(tmp_path: Path, expect_user_error) -> None:
     path = tmp_path / "gpu_flow.wdl"
-    path.write_text(GOOD_GPU)
+    path.write_text(GPU_FLOW)
     flow = workflows.Workflow("gpu_flow", path)
     aws = cromwell.AwsSettings("bp-test-bucket", CPU, GPU, "eu-west-1")
-    filled = cromwell.aws_inputs(flow, {}, aws)
+    filled = cromwell_inputs.aws_inputs(flow, {}, aws)
     assert filled == {"gpu_flow.gpu_queue_arn": GPU, "gpu_flow.cpu_queue_arn": CPU}
     mine = GPU.replace("bp-gpu", "my-gpu")
-    assert cromwell.aws_inputs(flow, {"gpu_flow.gpu_queue_arn": mine}, aws)["gpu_flow.gpu_queue_arn"] == mine
+    assert cromwell_inputs.aws_inputs(flow, {"gpu_flow.gpu_queue_arn": mine}, aws)["gpu_flow.gpu_queue_arn"] == mine
     other = GPU.replace("eu-west-1", "us-east-1")
-    assert "is in us-east-1" in expect_user_error(cromwell.aws_inputs, flow, {"gpu_flow.gpu_queue_arn": other}, aws)
+    assert "is in us-east-1" in expect_user_error(cromwell_inputs.aws_inputs, flow, {"gpu_flow.gpu_queue_arn": other},
+                                                  aws)

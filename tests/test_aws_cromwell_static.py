@@ -1,4 +1,4 @@
-"""Static checks of the Cromwell configurations and of every WDL runtime section (no AWS, no Cromwell).
+"""Static checks of the Cromwell configurations (no AWS, no Cromwell).
 
 The allowed keys come from Cromwell's source (see batchpipes/aws/cromwell.py for the files); the
 checks are exercised on broken inputs too, so that each one is shown to be able to fail.
@@ -6,19 +6,14 @@ checks are exercised on broken inputs too, so that each one is shown to be able 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import WDL
-from batchpipes import settings
 from batchpipes.aws import cromwell
 from batchpipes.errors import UserError
 
 CPU = "arn:aws:batch:eu-west-1:123456789012:job-queue/bp-cpu"
 GPU = "arn:aws:batch:eu-west-1:123456789012:job-queue/bp-gpu"
-WDL_FILES = sorted(settings.WDL_DIR.rglob("*.wdl"))
 
 
 def rendered(**kw: str) -> str:
@@ -109,122 +104,7 @@ def test_database_choices() -> None:
     assert cromwell.render_aws_conf("bp-test-bucket", CPU, GPU, db="jdbc:mysql://db/c").hsqldb_path is None
 
 
-# -- WDL runtime sections -------------------------------------------------------------------------
-
-
-def test_key_lists_are_consistent() -> None:
-    assert {"queueArn", "gpuCount", "awsBatchRetryAttempts", "disks", "docker"} <= cromwell.AWS_RUNTIME_ATTRIBUTES
-    assert {"preemptible", "bootDiskSizeGb", "gpuType"}.isdisjoint(cromwell.AWS_RUNTIME_ATTRIBUTES)
-    assert {"queueArn", "gpuCount", "awsBatchRetryAttempts"} <= cromwell.MINIWDL_RUNTIME_KEYS
-    assert "ulimits" not in cromwell.MINIWDL_RUNTIME_KEYS
-
-
-def test_there_are_workflows_to_check() -> None:
-    assert {"genomics.wdl"} <= {p.name for p in WDL_FILES}
-    assert any(p.parent.name == "tasks" for p in WDL_FILES)
-
-
-@pytest.mark.parametrize("path", WDL_FILES, ids=lambda p: str(p.relative_to(settings.WDL_DIR)))
-def test_runtime_attributes_of_every_wdl_file(path: Path) -> None:
-    """Every runtime key is read by Cromwell's AWS backend and known to miniwdl; GPU tasks use
-    gpuCount and reach the GPU queue through queueArn inputs their workflow passes on."""
-    assert cromwell.wdl_runtime_problems([path]) == []
-
-
-GOOD_GPU = """version 1.0
-
-task gpu_step {
-    meta { description: "x" outputs: { out: "x" } }
-    parameter_meta {
-        gpu: "use the GPU"
-        gpu_queue_arn: "GPU queue"
-        cpu_queue_arn: "CPU queue"
-    }
-    input {
-        Boolean gpu = true
-        String gpu_queue_arn = ""
-        String cpu_queue_arn = ""
-    }
-    command <<<
-        echo hi > out.txt
-    >>>
-    output { File out = "out.txt" }
-    runtime {
-        docker: "batchpipes/genomics:000000000000"
-        cpu: 1
-        memory: "1 GiB"
-        disks: "local-disk 10 SSD"
-        maxRetries: 0
-        gpuCount: if gpu then 1 else 0
-        queueArn: if gpu then gpu_queue_arn else cpu_queue_arn
-        ulimits: [{"name": "nofile", "softLimit": "4096", "hardLimit": "4096"}]  # !UnknownRuntimeKey
-    }
-}
-
-workflow gpu_flow {
-    meta { description: "x" outputs: { out: "x" } }
-    parameter_meta {
-        gpu_queue_arn: "GPU queue"
-        cpu_queue_arn: "CPU queue"
-    }
-    input {
-        String gpu_queue_arn = ""
-        String cpu_queue_arn = ""
-    }
-    call gpu_step { input: gpu_queue_arn = gpu_queue_arn, cpu_queue_arn = cpu_queue_arn }
-    output { File out = gpu_step.out }
-}
-"""
-
-
-def _problems(tmp_path: Path, text: str) -> list[str]:
-    path = tmp_path / "flow.wdl"
-    path.write_text(text)
-    return cromwell.wdl_runtime_problems([path])
-
-
-def test_the_documented_gpu_routing_passes_both_checkers(tmp_path: Path) -> None:
-    assert _problems(tmp_path, GOOD_GPU) == []
-    proc = subprocess.run([sys.executable, "-m", "WDL", "check", "--strict", str(tmp_path / "flow.wdl")],
-                          capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-@pytest.mark.parametrize("old, new, expected", [
-    ("        maxRetries: 0\n", "        maxRetries: 0\n        preemptible: 2\n",
-     "'preemptible' is not read by Cromwell"),
-    ("  # !UnknownRuntimeKey", "", "'ulimits' is unknown to miniwdl"),
-    ("        gpuCount: if gpu then 1 else 0\n", "        gpu: true\n", "'gpu' without 'gpuCount'"),
-    ("        queueArn: if gpu then gpu_queue_arn else cpu_queue_arn\n", "", "GPU task without 'queueArn'"),
-    ("queueArn: if gpu then gpu_queue_arn else cpu_queue_arn",
-     'queueArn: "arn:aws:batch:eu-west-1:123456789012:job-queue/q"', "not a hard-coded ARN"),
-    ("input: gpu_queue_arn = gpu_queue_arn, ", "input: ", "does not pass 'gpu_queue_arn'"),
-    ('disks: "local-disk 10 SSD"', 'disks: "scratch 10 SSD"', "disks 'scratch 10 SSD'"),
-    ('memory: "1 GiB"', 'memory: "lots"', "memory 'lots'"),
-    ("        cpu: 1\n", "", "runtime has no 'cpu'"),
-])
-def test_runtime_checks_catch_each_mistake(tmp_path: Path, old: str, new: str, expected: str) -> None:
-    assert old in GOOD_GPU
-    problems = _problems(tmp_path, GOOD_GPU.replace(old, new, 1))
-    assert any(expected in p for p in problems), problems
-
-
-def test_workflow_without_gpu_queue_input_is_flagged(tmp_path: Path) -> None:
-    declared = "        String gpu_queue_arn = \"\"\n        String cpu_queue_arn = \"\"\n    }\n    call"
-    passed = "input: gpu_queue_arn = gpu_queue_arn, cpu_queue_arn = cpu_queue_arn"
-    assert declared in GOOD_GPU and passed in GOOD_GPU
-    empty = 'input: gpu_queue_arn = "", cpu_queue_arn = ""'
-    text = GOOD_GPU.replace(declared, "    }\n    call").replace(passed, empty)
-    problems = _problems(tmp_path, text)
-    assert any("has no 'String gpu_queue_arn' input" in p for p in problems), problems
-
-
-def test_literal_shape_of_interpolated_strings() -> None:
-    doc = WDL.parse_document('version 1.0\ntask t { input { Int n = 3 } command {} '
-                             'runtime { disks: "local-disk ~{n} SSD" memory: "~{n} GiB" } }')
-    task = doc.tasks[0]
-    assert cromwell._literal_shape(task.runtime["disks"]) == "local-disk 1 SSD"
-    assert cromwell._literal_shape(task.runtime["memory"]) == "1 GiB"
+# WDL runtime sections (runtime keys, GPU routing) are checked by the WDL linter: tests/test_wdl_lint.py.
 
 
 def test_bucket_names(expect_user_error) -> None:

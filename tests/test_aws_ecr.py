@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 from batchpipes import cli, containers
+from batchpipes import registry as local_registry
 from batchpipes.aws import ecr
 from batchpipes.aws.session import session
 from botocore.stub import Stubber
@@ -214,12 +215,12 @@ def test_push_end_to_end_to_a_stand_in_registry(aws_env: str, podman_ready: None
     registry = "127.0.0.1:5000"
     image = _image(tmp_path, "ecr-e2e")
     _delete_from_registry(image, registry)
-    assert not containers.in_registry(image, registry)
+    assert not local_registry.in_registry(image, registry)
     auth_dirs_before = set(Path(tempfile.gettempdir()).glob("batchpipes-ecr-auth-*"))
     try:
         result = ecr.push_images(session(REGION), images={"ecr-e2e": image}, registry=registry)
         assert result.pushed == [f"{registry}/{image.pinned}"]
-        assert containers.in_registry(image, registry)
+        assert local_registry.in_registry(image, registry)
         pulled = subprocess.run(["podman", "run", "--rm", f"{registry}/{image.pinned}", "cat", "/ecr-test.txt"],
                                 capture_output=True, text=True, check=False)
         assert pulled.stdout.strip() == "batchpipes-ecr-test", pulled.stderr

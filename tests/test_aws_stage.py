@@ -13,7 +13,7 @@ import boto3
 import botocore.exceptions
 import pytest
 from batchpipes import settings, workflows
-from batchpipes.aws import stage
+from batchpipes.aws import s3_upload, stage
 from moto import mock_aws
 
 MiB = 1024 * 1024
@@ -183,10 +183,10 @@ def test_missing_bucket_is_one_line_error(sess: boto3.session.Session, workspace
 
 
 def test_part_size_grows_for_huge_files() -> None:
-    assert stage.part_size_for(10 * MiB) == 8 * MiB
+    assert s3_upload.part_size_for(10 * MiB) == 8 * MiB
     big = 200 * 1024 * MiB  # 200 GiB
-    size = stage.part_size_for(big)
-    assert size % MiB == 0 and stage.part_count(big, size) <= stage.MAX_PARTS
+    size = s3_upload.part_size_for(big)
+    assert size % MiB == 0 and s3_upload.part_count(big, size) <= s3_upload.MAX_PARTS
 
 
 def test_digest_matches_s3_multipart_etag_rule(tmp_path: Path) -> None:
@@ -195,7 +195,7 @@ def test_digest_matches_s3_multipart_etag_rule(tmp_path: Path) -> None:
     data = os.urandom(12 * MiB + 7)
     f = tmp_path / "x"
     f.write_bytes(data)
-    d = stage.digest_file(f, PART, single=False)
+    d = s3_upload.digest_file(f, PART, single=False)
     md5s = [hashlib.md5(data[i:i + PART]).digest() for i in range(0, len(data), PART)]
     assert d.etag() == hashlib.md5(b"".join(md5s)).hexdigest() + "-3"
     assert d.sha256 == hashlib.sha256(data).hexdigest()

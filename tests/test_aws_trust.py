@@ -30,7 +30,7 @@ import boto3
 import botocore.exceptions
 import pytest
 from batchpipes import settings
-from batchpipes.aws import buckets, stage
+from batchpipes.aws import buckets, s3_upload, stage
 from moto import mock_aws
 
 MiB = 1024 * 1024
@@ -85,7 +85,7 @@ def test_interrupt_stops_within_2s_keeps_state_and_resumes(aws_env: str, tmp_pat
     state, out = tmp_path / "state", tmp_path / "genomics.staged.json"
     args = [EXE, "aws", "stage", "--bucket", BUCKET, "-i", str(inputs), "-o", str(out), "--state-dir", str(state),
             "--workers", "2", "--no-progress"]
-    slow = {**os.environ, stage.THROTTLE_ENV: str(4 * MiB)}  # an 8 MiB part takes >= 2 s
+    slow = {**os.environ, s3_upload.THROTTLE_ENV: str(4 * MiB)}  # an 8 MiB part takes >= 2 s
     proc = subprocess.Popen(args, env=slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -136,7 +136,7 @@ def test_upload_not_resumed_is_aborted(aws_env: str, tmp_path: Path) -> None:
     state = tmp_path / "state"
     args = [EXE, "aws", "stage", "--bucket", BUCKET, "-i", str(inputs), "-o", str(tmp_path / "o.json"),
             "--state-dir", str(state), "--workers", "2", "--no-progress"]
-    proc = subprocess.Popen(args, env={**os.environ, stage.THROTTLE_ENV: str(4 * MiB)}, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(args, env={**os.environ, s3_upload.THROTTLE_ENV: str(4 * MiB)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -228,14 +228,14 @@ def test_file_vanishing_before_upload_names_it(sess: boto3.session.Session, tmp_
                                                expect_user_error, monkeypatch: pytest.MonkeyPatch) -> None:
     inputs = genomics_inputs(tmp_path, size=1 * MiB)  # single PutObject
     victim = local_files(inputs)[1]
-    original = stage.Stager._upload
+    original = s3_upload.Stager._upload
 
-    def vanish_then_upload(self: stage.Stager, fp: stage.FilePlan, parts: object) -> stage.Entry:
+    def vanish_then_upload(self: s3_upload.Stager, fp: s3_upload.FilePlan, parts: object) -> s3_upload.Entry:
         if fp.path == victim:
             victim.unlink()
         return original(self, fp, parts)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(stage.Stager, "_upload", vanish_then_upload)
+    monkeypatch.setattr(s3_upload.Stager, "_upload", vanish_then_upload)
     msg = expect_user_error(run_stage, sess, inputs, tmp_path)
     assert msg == f"'{victim}' disappeared while being staged: restore it and re-run (nothing of it was uploaded)"
     assert live_uploads(sess.client("s3")) == [] and not (tmp_path / "out.json").exists()

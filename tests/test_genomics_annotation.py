@@ -11,21 +11,18 @@ Two kinds of tests:
 from __future__ import annotations
 
 import gzip
-import importlib.util
-import json
 import random
-import subprocess
-import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from batchpipes import containers, local, settings
+from batchpipes import containers, settings
 from batchpipes.testdata import annotation as td
 from batchpipes.testdata import genbank
+from conftest import RunTask, TaskFailed
+from scriptload import load_script
 
 WDL = settings.REPO_ROOT / "wdl" / "tasks" / "annotation.wdl"
 SNPEFF_DIR = settings.CONTAINERS_DIR / "snpeff"
@@ -34,19 +31,8 @@ MITO = "Vertebrate_Mitochondrial"
 NAME_RULE = "may hold only letters, digits, '.', '_' and '-' (at most 64, not starting with . _ -): rename it"
 
 
-def _load(name: str) -> ModuleType:
-    if str(SNPEFF_DIR) not in sys.path:  # the scripts import each other, as they do side by side in the image
-        sys.path.insert(0, str(SNPEFF_DIR))
-    spec = importlib.util.spec_from_file_location(name, SNPEFF_DIR / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gbk2gff3 = _load("gbk2gff3")
-snpeff_contigs = _load("snpeff_contigs")
+gbk2gff3 = load_script(SNPEFF_DIR / "gbk2gff3.py")
+snpeff_contigs = load_script(SNPEFF_DIR / "snpeff_contigs.py")
 
 
 def bundled_record() -> genbank.Record:
@@ -247,7 +233,7 @@ def test_check_contig_of_another_reference(tmp_path):
 class TaskRun:
     outputs: dict[str, Any]
     error: str | None  # "<task>: <the task's ERROR line>"
-    error_lines: list[str]
+    error_lines: list[str]  # the ERROR lines of the task's stderr
     work: Path | None  # the task's working folder
 
 
@@ -257,26 +243,15 @@ def snpeff_image(podman_ready: None) -> str:
 
 
 @pytest.fixture(scope="module")
-def run_task(snpeff_image: str, tmp_path_factory: pytest.TempPathFactory):
-    cfg = local.miniwdl_config(call_cache=False)
+def run_task(run_task: RunTask, snpeff_image: str):
+    """The shared ``run_task`` for the snpEff tasks, as a TaskRun."""
 
     def _run(task: str, **inputs: Any) -> TaskRun:
-        where = tmp_path_factory.mktemp(task)
-        path = where / "inputs.json"
-        path.write_text(json.dumps({**{k: str(v) if isinstance(v, Path) else v for k, v in inputs.items()},
-                                    "docker_image": snpeff_image}))
-        proc = subprocess.run([sys.executable, "-m", "WDL", "run", str(WDL), "--task", task, "-i", str(path),
-                               "--dir", str(where / "run"), "--cfg", str(cfg), "--error-json", "--no-cache"],
-                              capture_output=True, text=True, timeout=900, check=False)
-        result = json.loads(proc.stdout) if proc.stdout.strip() else {}
-        if proc.returncode == 0:
-            return TaskRun(result["outputs"], None, [], Path(result["dir"]) / "work")
-        assert result.get("error"), proc.stderr[-2000:]
-        cause = result.get("cause") or {}
-        stderr = Path(cause.get("stderr_file") or result.get("stderr_file") or "/nonexistent")
-        lines = [ln for ln in stderr.read_text().splitlines() if ln.startswith("ERROR:")] if stderr.is_file() else []
-        work = Path(cause["dir"]) / "work" if cause.get("dir") else None
-        return TaskRun({}, local.task_error(result), lines, work)
+        try:
+            done = run_task(WDL, task, {**inputs, "docker_image": snpeff_image})
+        except TaskFailed as failed:
+            return TaskRun({}, f"{task}: {failed.line}", failed.error_lines, failed.work)
+        return TaskRun(done.outputs, None, [], done.run_dir / "work")
 
     return _run
 

@@ -86,47 +86,68 @@ def test_stale_image_tag(tmp_path, expect_user_error):
     assert "0123456789ab" in msg and "batchpipes images pin" in msg
 
 
-@pytest.mark.containers
-def test_fasta_given_as_fastq(run_workflow, expect_user_error):
-    msg = expect_user_error(run_workflow, "genomics", fastq_r1=str(DATA / "reference.fa"))
-    assert "in align_reads: fastq_r1 'reference.fa' is FASTA, not FASTQ" in msg
+ALIGNMENT_WDL = settings.WDL_DIR / "tasks" / "alignment.wdl"
+ALIGN_INPUTS = {"fastq_r1": str(DATA / "sample_R1.fastq.gz"), "fastq_r2": str(DATA / "sample_R2.fastq.gz"),
+                "reference_fasta": str(DATA / "reference.fa"), "aligner_index": [], "sample_name": "S1", "cpu": 1,
+                "memory_gb": 1}
 
 
-@pytest.mark.containers
-def test_mates_with_different_read_counts(run_workflow, expect_user_error, tmp_path):
+# Each bad input below is refused by the first task that reads it: that task alone is run (run_task).
+
+
+def test_fasta_given_as_fastq(run_task, expect_user_error):
+    msg = expect_user_error(run_task, ALIGNMENT_WDL, "align_reads",
+                            {**ALIGN_INPUTS, "fastq_r1": str(DATA / "reference.fa")})
+    assert msg.endswith("align_reads: fastq_r1 'reference.fa' is FASTA, not FASTQ (starts with '>'): give sequencing "
+                        "reads with qualities")
+
+
+def test_mates_with_different_read_counts(run_task, expect_user_error, tmp_path):
     lines = gzip.open(DATA / "sample_R2.fastq.gz", "rt").read().splitlines(keepends=True)
     short = tmp_path / "short_R2.fastq.gz"
     with gzip.open(short, "wt") as fh:
         fh.writelines(lines[: 4 * 3000])
-    msg = expect_user_error(run_workflow, "genomics", fastq_r2=str(short))
-    assert "fastq_r1 has 3300 reads, fastq_r2 has 3000" in msg
+    msg = expect_user_error(run_task, ALIGNMENT_WDL, "align_reads", {**ALIGN_INPUTS, "fastq_r2": str(short)})
+    assert msg.endswith("align_reads: mates differ in length: fastq_r1 has 3300 reads, fastq_r2 has 3000; give the "
+                        "two files of one paired run")
 
 
-@pytest.mark.containers
-def test_truncated_fastq(run_workflow, expect_user_error, tmp_path):
+def test_truncated_fastq(run_task, expect_user_error, tmp_path):
     lines = gzip.open(DATA / "sample_R1.fastq.gz", "rt").read().splitlines(keepends=True)
     broken = tmp_path / "broken_R1.fastq"
     broken.write_text("".join(lines[:4 * 10] + lines[4 * 10 + 1:]))  # one line missing
-    msg = expect_user_error(run_workflow, "genomics", fastq_r1=str(broken))
-    assert msg == ("genomics failed in align_reads: fastq_r1 'broken_R1.fastq' is not FASTQ: line 41: record header "
-                   "expected (line starting with @)")
+    msg = expect_user_error(run_task, ALIGNMENT_WDL, "align_reads", {**ALIGN_INPUTS, "fastq_r1": str(broken)})
+    assert msg.endswith("align_reads: fastq_r1 'broken_R1.fastq' is not FASTQ: line 41: record header expected (line "
+                        "starting with @)")
 
 
-@pytest.mark.containers
-def test_gzipped_reference(run_workflow, expect_user_error, tmp_path):
+def test_gzipped_reference(run_task, expect_user_error, tmp_path):
     ref = tmp_path / "reference.fa.gz"
     ref.write_bytes(gzip.compress((DATA / "reference.fa").read_bytes()))
-    msg = expect_user_error(run_workflow, "genomics", reference_fasta=str(ref))
-    assert "is gzip-compressed" in msg
+    msg = expect_user_error(run_task, settings.WDL_DIR / "tasks" / "reference.wdl", "index_reference",
+                            {"reference_fasta": str(ref), "memory_gb": 1})
+    assert msg.endswith("index_reference: reference_fasta 'reference.fa.gz' is gzip-compressed: give the uncompressed "
+                        "FASTA (gunzip it first)")
 
 
-@pytest.mark.containers
-def test_targets_outside_reference(run_workflow, expect_user_error, tmp_path):
+def test_targets_outside_reference(run_task, expect_user_error, tmp_path):
     bed = tmp_path / "targets.bed"
     bed.write_text("chr1\t100\t200\n")
-    msg = expect_user_error(run_workflow, "genomics", targets_bed=str(bed))
-    assert msg == ("genomics failed in split_regions: targets_bed 'targets.bed' line 1 names contig chr1, which is not "
-                   "in the reference (NC_001807.4): use the reference's contig names")
+    fai = tmp_path / "reference.fa.fai"
+    fai.write_text("NC_001807.4\t16571\t13\t70\t71\n")
+    msg = expect_user_error(run_task, settings.WDL_DIR / "tasks" / "variant_calling.wdl", "split_regions",
+                            {"reference_fai": str(fai), "targets_bed": str(bed)})
+    assert msg.endswith("split_regions: targets_bed 'targets.bed' line 1 names contig chr1, which is not in the "
+                        "reference (NC_001807.4): use the reference's contig names")
+
+
+def test_unknown_caller_in_the_task(run_task, expect_user_error, tmp_path):
+    """For Cromwell users who bypass the CLI: split_regions, the first task to use the caller, is its one check."""
+    fai = tmp_path / "reference.fa.fai"
+    fai.write_text("NC_001807.4\t16571\t13\t70\t71\n")
+    msg = expect_user_error(run_task, settings.WDL_DIR / "tasks" / "variant_calling.wdl", "split_regions",
+                            {"reference_fai": str(fai), "caller": "gatk"})
+    assert msg.endswith("split_regions: unknown caller 'gatk': choose bcftools or freebayes")
 
 
 @pytest.mark.parametrize("name", ["O'Brien", "x';touch PWNED;: '", "two words", "$(id)", "-leading", "a" * 65])

@@ -139,7 +139,7 @@ def test_prebuilt_index_is_used(run_workflow, wgs_run, tmp_path):
     assert acc["snp"].recall >= 0.98
 
 
-def test_cli_run_as_in_the_readme(tmp_path):
+def test_cli_run_as_in_the_readme(tmp_path, podman_ready):
     """`batchpipes run genomics` (the README's first command) prints the run folder and outputs as JSON."""
     import subprocess
     import sys

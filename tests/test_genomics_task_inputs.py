@@ -8,15 +8,14 @@ each case to a single small container.
 from __future__ import annotations
 
 import gzip
-import json
 import random
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from batchpipes import containers, local, settings
+from batchpipes import containers, settings
+from conftest import RunTask, TaskFailed
 
 DATA = settings.INPUTS_DIR / "genomics"
 CONTIG = "NC_001807.4"
@@ -31,24 +30,16 @@ def genomics_image(podman_ready: None) -> str:
 
 
 @pytest.fixture(scope="module")
-def run_task(genomics_image: str, tmp_path_factory: pytest.TempPathFactory):
-    """Run one task of a wdl/tasks file: (True, outputs, run dir), or (False, the task's error line, run dir)."""
-    image = genomics_image
-    cfg = local.miniwdl_config(call_cache=False)
+def run_task(run_task: RunTask, genomics_image: str):
+    """The shared ``run_task`` shaped for these tests: (True, outputs, run dir), or (False, the task's error line,
+    run dir)."""
 
     def _run(wdl: str, task: str, **inputs: Any) -> tuple[bool, str | dict[str, Any], Path]:
-        run_dir = tmp_path_factory.mktemp(task)
-        inputs_file = run_dir / "inputs.json"
-        inputs_file.write_text(json.dumps({**inputs, "docker_image": image}))
-        proc = subprocess.run([sys.executable, "-m", "WDL", "run", str(settings.WDL_DIR / "tasks" / wdl),
-                               "--task", task, "-i", str(inputs_file), "--dir", f"{run_dir}/.",
-                               "--cfg", str(cfg), "--error-json", "--no-cache"],
-                              capture_output=True, text=True, timeout=600, check=False)
-        result = json.loads(proc.stdout) if proc.stdout.strip() else {}
-        if proc.returncode != 0:
-            assert result.get("error"), proc.stderr[-2000:]
-            return False, local.task_error(result).partition(": ")[2], run_dir
-        return True, result["outputs"], run_dir
+        try:
+            done = run_task(settings.WDL_DIR / "tasks" / wdl, task, {**inputs, "docker_image": genomics_image})
+        except TaskFailed as failed:
+            return False, failed.line, failed.run_dir
+        return True, done.outputs, done.run_dir
 
     return _run
 

@@ -1,10 +1,9 @@
 """GROMACS on AWS, checked without an account: the GPU path of the WDL (statically), the CUDA image
 (statically), the multi-node job definition against botocore's real API model and moto, and the
-submit/wait flow and the ``batchpipes gromacs mnp-submit`` command against moto."""
+submit/wait flow and the ``batchpipes aws mnp submit`` command against moto."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import tempfile
@@ -14,15 +13,16 @@ from typing import Any
 import boto3
 import pytest
 import WDL
-from batchpipes import cli, containers, mnp, settings
-from batchpipes.aws import session
+from batchpipes import cli, containers, settings
+from batchpipes.aws import mnp, session
 from batchpipes.errors import UserError
 from botocore.validate import ParamValidator
 from moto import mock_aws
+from scriptload import load_script
 
 REPO = settings.REPO_ROOT
 REGION = "eu-west-1"
-ENTRYPOINT = REPO / "containers" / "gromacs" / "mnp_entrypoint.py"
+ENTRYPOINT = REPO / "containers" / "shared" / "mnp_entrypoint.py"
 
 
 @pytest.fixture(autouse=True)
@@ -94,9 +94,7 @@ def test_gpu_production_requests_a_gpu_and_the_cuda_image() -> None:
     assert runtime["gpuCount"] == 1
     assert runtime["queueArn"] == GPU_Q
     assert production_image(gpu=True) == containers.get("gromacs-cuda").pinned
-    assert "-nb gpu -pme gpu -bonded gpu -update gpu" in command
-    assert "export GMX_ENABLE_DIRECT_GPU_COMM=1" in command
-    assert "if true; then" in command  # the GPU branch is the one taken
+    assert "gromacs-tasks production" in command and "--gpu true" in command  # the script's GPU flags
 
 
 def test_cpu_production_requests_no_gpu() -> None:
@@ -105,7 +103,7 @@ def test_cpu_production_requests_no_gpu() -> None:
     assert runtime["queueArn"] == CPU_Q
     assert production_image(gpu=False) == containers.get("gromacs").pinned
     assert runtime["docker"] == containers.get("gromacs").pinned  # the task's own default
-    assert "if false; then" in command
+    assert "--gpu false" in command
     assert runtime["cpu"] >= 1 and runtime["maxRetries"] >= 1 and runtime["awsBatchRetryAttempts"] >= 1
 
 
@@ -122,10 +120,10 @@ def test_cuda_image_is_static_only_and_gpu_ready() -> None:
 
 
 def test_both_images_ship_the_same_entrypoint() -> None:
-    assert (REPO / "containers/gromacs-cuda/mnp_entrypoint.py").read_bytes() == ENTRYPOINT.read_bytes()
     for name in ("gromacs", "gromacs-cuda"):
+        assert "mnp_entrypoint.py" in containers.get(name).shared
         dockerfile = (REPO / "containers" / name / "Dockerfile").read_text()
-        assert "COPY mnp_entrypoint.py /usr/local/bin/mnp-entrypoint" in dockerfile
+        assert "COPY shared/mnp_entrypoint.py /usr/local/bin/mnp-entrypoint" in dockerfile
         assert "rm -f /etc/ssh/ssh_host_" in dockerfile, "no host keys may stay in the image"
 
 
@@ -268,7 +266,7 @@ def test_cli_mnp_submit_end_to_end(capsys: pytest.CaptureFixture[str], monkeypat
     s3.create_bucket(Bucket="bucket", CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket="bucket", Key="run1/in/topol.tpr", Body=b"tpr")
     seen = record_submissions(monkeypatch)
-    rc = cli.main(["gromacs", "mnp-submit", "--image", "img:1", "--input-uri", "s3://bucket/run1/in/",
+    rc = cli.main(["aws", "mnp", "submit", "--image", "img:1", "--input-uri", "s3://bucket/run1/in/",
                    "--output-uri", "s3://bucket/run1/out/", "--nodes", "3", "--vcpus", "8", "--memory-mib", "16000",
                    "--job-queue", queue, "--poll-seconds", "0.2", "--region", REGION,
                    "--allowed-networks", "10.0.1.0/24, 10.0.2.7/24"])
@@ -332,7 +330,7 @@ def test_secret_kept_while_the_job_runs_and_deleted_when_it_failed(monkeypatch: 
 
 
 def test_cli_mnp_bad_allowed_networks(capsys: pytest.CaptureFixture[str]) -> None:
-    rc = cli.main(["gromacs", "mnp-definition", "--image", "img:1", "--input-uri", "s3://bucket/in/",
+    rc = cli.main(["aws", "mnp", "definition", "--image", "img:1", "--input-uri", "s3://bucket/in/",
                    "--output-uri", "s3://bucket/out/", "--allowed-networks", "10.0.0.0/16,subnet-0abc"])
     assert rc == 2
     assert capsys.readouterr().err.strip() == ("error: --allowed-networks has 'subnet-0abc', not an IPv4 network: "
@@ -341,7 +339,7 @@ def test_cli_mnp_bad_allowed_networks(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_cli_mnp_submit_bad_uri_and_no_credentials(monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["gromacs", "mnp-submit", "--image", "img:1", "--job-queue", "q", "--region", REGION]
+    base = ["aws", "mnp", "submit", "--image", "img:1", "--job-queue", "q", "--region", REGION]
     assert cli.main(base + ["--input-uri", "/local/in", "--output-uri", "s3://bucket/out/"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --input-uri is '/local/in'") and "\n" not in err
@@ -360,8 +358,9 @@ def test_cli_mnp_submit_bad_uri_and_no_credentials(monkeypatch: pytest.MonkeyPat
                                                "drop --profile")
 
 
-def test_cli_mnp_definition_prints_valid_kwargs(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["gromacs", "mnp-definition", "--image", "img:1", "--input-uri", "s3://bucket/in/",
+@pytest.mark.parametrize("words", [["aws", "mnp", "definition"], ["gromacs", "mnp-definition"]])  # old spelling too
+def test_cli_mnp_definition_prints_valid_kwargs(words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([*words, "--image", "img:1", "--input-uri", "s3://bucket/in/",
                      "--output-uri", "s3://bucket/out/", "--gpus-per-node", "4"]) == 0
     kwargs = json.loads(capsys.readouterr().out)
     validate_against_botocore("RegisterJobDefinition", kwargs)
@@ -373,11 +372,7 @@ def test_cli_mnp_definition_prints_valid_kwargs(capsys: pytest.CaptureFixture[st
 
 
 def load_entrypoint() -> Any:
-    spec = importlib.util.spec_from_file_location("mnp_entrypoint", ENTRYPOINT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ENTRYPOINT, "mnp_entrypoint")
 
 
 @mock_aws

@@ -1,9 +1,11 @@
 """Bad GROMACS inputs end with one clear line, raised as UserError by the run (real containers).
 
-The second half runs the tasks of wdl/tasks/gromacs.wdl directly under miniwdl, as a Cromwell user would
-(bypassing the CLI's validation), with hostile values: each must stop with its exact one-line ERROR before
-any work, and nothing it holds may run as shell (an injected ``touch pwned`` would leave a file in the
-task's working directory).
+Each check is tested on the one task that makes it (the ``run_task`` fixture, or this module's
+``run_gromacs_task``, which also looks into the task's folder): the tasks of wdl/tasks/gromacs.wdl run directly
+under miniwdl, as a Cromwell user would run them (bypassing the CLI's validation), with hostile values: each must
+stop with its exact one-line ERROR before any work, and nothing it holds may run as shell (an injected
+``touch pwned`` would leave a file in the task's working directory). The CLI's own checks (choices, the name
+pattern) are tested without containers.
 """
 
 from __future__ import annotations
@@ -30,28 +32,36 @@ def not_a_pdb(tmp_path: Path) -> Path:
     return path
 
 
-def test_structure_that_is_not_a_pdb(run_workflow, expect_user_error, not_a_pdb):
-    message = expect_user_error(run_workflow, "gromacs", structure=str(not_a_pdb))
-    assert "prepare_system" in message
-    assert "structure 'protein.pdb' is not a PDB file (no ATOM/HETATM records)" in message
+def test_structure_that_is_not_a_pdb(run_task, expect_user_error, prepare_inputs_, not_a_pdb):
+    message = expect_user_error(run_task, TASKS, "prepare_system",
+                                {**prepare_inputs_, "structure": str(not_a_pdb), "max_retries": 0})
+    assert message == ("prepare_system failed in prepare_system: structure 'protein.pdb' is not a PDB file "
+                       "(no ATOM/HETATM records): give a protein structure in PDB format")
 
 
-def test_unknown_force_field(run_workflow, expect_user_error):
-    message = expect_user_error(run_workflow, "gromacs", force_field="amber2099")
-    assert "unknown force field 'amber2099': choose one of" in message
-    assert "oplsaa" in message and "charmm27" in message
+def test_unknown_force_field(run_task, expect_user_error, prepare_inputs_):
+    message = expect_user_error(run_task, TASKS, "prepare_system",
+                                {**prepare_inputs_, "force_field": "amber2099", "max_retries": 0})
+    assert f"unknown force field 'amber2099': choose one of {FORCE_FIELDS}" in message
 
 
-def test_mdp_file_with_an_unknown_key(run_workflow, expect_user_error, tmp_path):
+def test_mdp_file_with_an_unknown_key(run_task, expect_user_error, prepared_system, tmp_path):
+    """grompp's warning about a misspelt key becomes the key's name (the system of the gzip test below)."""
     mdp = tmp_path / "em.mdp"
     mdp.write_text("; my minimisation settings\nemtol = 500\nnstenergyy = 5\n")
-    message = expect_user_error(run_workflow, "gromacs", em_mdp=str(mdp))
-    assert "minimize" in message and "em: unknown mdp key(s) nstenergyy" in message
+    message = expect_user_error(run_task, TASKS, "md_stage",
+                                {"stage": "em", "nsteps": 10, "name": "1ubq", "mdp": str(mdp), "max_retries": 0,
+                                 **prepared_system})
+    assert message == ("md_stage failed in md_stage: em: unknown mdp key(s) nstenergyy (not a GROMACS 2022 mdp "
+                       "option): fix the spelling in the mdp file or overrides")
 
 
-def test_mdp_override_that_is_not_key_value(run_workflow, expect_user_error):
-    message = expect_user_error(run_workflow, "gromacs", em_mdp_overrides=["emtol 500"])
-    assert "em: mdp line \"emtol 500\" is not \"key = value\"" in message
+def test_mdp_override_that_is_not_key_value(run_task, expect_user_error, tmp_path):
+    f = any_file(tmp_path)
+    message = expect_user_error(run_task, TASKS, "md_stage",
+                                {"stage": "em", "structure": f, "topology": f, "nsteps": 10, "name": "1ubq",
+                                 "mdp_overrides": ["emtol 500"], "max_retries": 0})
+    assert message.endswith('em: mdp line "emtol 500" is not "key = value"')
 
 
 def test_box_type_outside_choices(expect_user_error):
@@ -72,8 +82,7 @@ def test_hostile_name_is_refused_before_the_run(expect_user_error, tmp_path):
 
 # --- the tasks run directly (as under Cromwell, without the CLI's checks) ---------------------------------
 
-NAME_RULE = ("may hold only letters, digits, '.', '_' and '-', 1 to 64 characters starting with a letter or digit: "
-             "rename it")
+NAME_RULE = "may hold only letters, digits, '.', '_' and '-' (at most 64, not starting with . _ -): rename it"
 #: gromacs-data 2022.5 of Debian 12: the force fields of the image, as the task lists them (LC_ALL=C order)
 FORCE_FIELDS = ("amber03,amber94,amber96,amber99,amber99sb,amber99sb-ildn,amberGS,charmm27,gromos43a1,"
                 "gromos43a2,gromos45a3,gromos53a5,gromos53a6,gromos54a7,oplsaa")
@@ -88,7 +97,7 @@ class TaskRun:
 
 
 @pytest.fixture(scope="module")
-def run_task(podman_ready: None, tmp_path_factory: pytest.TempPathFactory):
+def run_gromacs_task(podman_ready: None, tmp_path_factory: pytest.TempPathFactory):
     """Run one task of wdl/tasks/gromacs.wdl under miniwdl in the gromacs image; inputs as given."""
     image = containers.publish_local(containers.get("gromacs"))
     cfg = local.miniwdl_config(call_cache=False)
@@ -145,13 +154,13 @@ HOSTILE_NAMES = [
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
-def test_prepare_system_refuses_a_hostile_name(run_task, prepare_inputs_, name):
-    run = run_task("prepare_system", {**prepare_inputs_, "name": name})
+def test_prepare_system_refuses_a_hostile_name(run_gromacs_task, prepare_inputs_, name):
+    run = run_gromacs_task("prepare_system", {**prepare_inputs_, "name": name})
     assert_refused_early(run, f"ERROR: name '{name}' {NAME_RULE}")
 
 
 @pytest.mark.parametrize("task", ["md_stage", "production", "analysis"])
-def test_every_task_refuses_a_hostile_name(run_task, tmp_path, task):
+def test_every_task_refuses_a_hostile_name(run_gromacs_task, tmp_path, task):
     name = "x';touch pwned;: '"
     f = any_file(tmp_path)
     inputs: dict[str, Any] = {
@@ -159,7 +168,7 @@ def test_every_task_refuses_a_hostile_name(run_task, tmp_path, task):
         "production": {"tpr": f, "nsteps": 10},
         "analysis": {"md_edr": f, "md_trajectory": f, "md_tpr": f, "md_log": f},
     }[task]
-    run = run_task(task, {**inputs, "name": name})
+    run = run_gromacs_task(task, {**inputs, "name": name})
     assert_refused_early(run, f"ERROR: name '{name}' {NAME_RULE}")
 
 
@@ -175,38 +184,38 @@ def test_every_task_refuses_a_hostile_name(run_task, tmp_path, task):
      f"ERROR: water model 'spce'`touch pwned`' is not one of force field oplsaa's: choose one of {OPLSAA_WATERS}"),
     ({"water_model": ""}, f"ERROR: water model '' is not one of force field oplsaa's: choose one of {OPLSAA_WATERS}"),
 ])
-def test_prepare_system_refuses_hostile_settings(run_task, prepare_inputs_, given, expected):
-    run = run_task("prepare_system", {**prepare_inputs_, **given})
+def test_prepare_system_refuses_hostile_settings(run_gromacs_task, prepare_inputs_, given, expected):
+    run = run_gromacs_task("prepare_system", {**prepare_inputs_, **given})
     assert_refused_early(run, expected)
 
 
-def test_structure_with_a_hostile_file_name_that_is_not_a_pdb(run_task, prepare_inputs_, tmp_path):
+def test_structure_with_a_hostile_file_name_that_is_not_a_pdb(run_gromacs_task, prepare_inputs_, tmp_path):
     path = tmp_path / "notes '$(touch pwned)' `touch pwned`.pdb"
     path.write_text("HEADER    see the supplementary data\n")
-    run = run_task("prepare_system", {**prepare_inputs_, "structure": str(path)})
+    run = run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(path)})
     assert_refused_early(run, f"ERROR: structure '{path.name}' is not a PDB file (no ATOM/HETATM records): "
                               "give a protein structure in PDB format")
 
 
-def test_mmcif_structure_is_named_as_such(run_task, prepare_inputs_, tmp_path):
+def test_mmcif_structure_is_named_as_such(run_gromacs_task, prepare_inputs_, tmp_path):
     """RCSB's default download is mmCIF; GROMACS 2022 cannot read it."""
     atoms = [ln for ln in PDB.read_text().splitlines() if ln.startswith("ATOM")][:3]
     cif = tmp_path / "1ubq.cif"
     cif.write_text("data_1UBQ\n#\nloop_\n_atom_site.group_PDB\n_atom_site.id\n_atom_site.type_symbol\n"
                    + "".join(f"ATOM   {i + 1} {ln[76:78].strip()}\n" for i, ln in enumerate(atoms)) + "#\n")
-    run = run_task("prepare_system", {**prepare_inputs_, "structure": str(cif)})
+    run = run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(cif)})
     assert_refused_early(run, "ERROR: structure '1ubq.cif' is mmCIF, not PDB: download the entry in PDB format "
                               "or convert it (e.g. gemmi convert in.cif out.pdb)")
 
 
-def test_ligand_unknown_to_the_force_field(run_task, prepare_inputs_, tmp_path):
+def test_ligand_unknown_to_the_force_field(run_gromacs_task, prepare_inputs_, tmp_path):
     """A ligand in its own chain: pdb2gmx's 'not found in residue topology database' becomes a fix."""
     protein = [ln for ln in PDB.read_text().splitlines() if ln.startswith("ATOM")]
     pdb = tmp_path / "1ubq-ligand.pdb"
     pdb.write_text("\n".join([*protein, "TER",
                               "HETATM 9001  C1  LIG B 900      10.000  10.000  10.000  1.00  0.00           C",
                               "END"]) + "\n")
-    run = run_task("prepare_system", {**prepare_inputs_, "structure": str(pdb)})
+    run = run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(pdb)})
     assert run.returncode != 0
     assert run.error == ("ERROR: structure '1ubq-ligand.pdb' has residue 'LIG', which force field oplsaa does not "
                          "know (a ligand, ion or modified residue): remove its lines from the PDB or use a force "
@@ -222,46 +231,61 @@ def test_ligand_unknown_to_the_force_field(run_task, prepare_inputs_, tmp_path):
     ({"mdp_overrides": ["emtol' = 5"]}, "ERROR: em: mdp line \"emtol' = 5\" is not \"key = value\""),
     ({"mdp_overrides": ["nsteps = 5", "= 5"]}, 'ERROR: em: mdp line "= 5" is not "key = value"'),
 ])
-def test_md_stage_refuses_hostile_settings(run_task, tmp_path, given, expected):
+def test_md_stage_refuses_hostile_settings(run_gromacs_task, tmp_path, given, expected):
     f = any_file(tmp_path)
-    run = run_task("md_stage", {"stage": "em", "structure": f, "topology": f, "nsteps": 10, "name": "1ubq", **given})
+    run = run_gromacs_task("md_stage", {"stage": "em", "structure": f, "topology": f, "nsteps": 10, "name": "1ubq",
+                                        **given})
     assert_refused_early(run, expected)
 
 
-def test_user_mdp_file_that_is_not_key_value(run_task, tmp_path):
+def test_user_mdp_file_that_is_not_key_value(run_gromacs_task, tmp_path):
     """The user's mdp file is checked before any work too; its (hostile) file name is only shown."""
     f = any_file(tmp_path)
     mdp = tmp_path / "em '$(touch pwned)'.mdp"
     mdp.write_text("; settings\r\nemtol = 500\r\nintegrator steep\r\n")
-    run = run_task("md_stage", {"stage": "em", "structure": f, "topology": f, "nsteps": 10, "name": "1ubq",
+    run = run_gromacs_task("md_stage", {"stage": "em", "structure": f, "topology": f, "nsteps": 10, "name": "1ubq",
                                 "mdp": str(mdp)})
     assert_refused_early(run, 'ERROR: em: mdp line "integrator steep" is not "key = value"')
 
 
 
-def test_gzip_compressed_pdb_is_unpacked(run_task, prepare_inputs_, tmp_path):
-    """A .pdb.gz as downloaded from the PDB: the system holds every residue of the protein."""
-    packed = tmp_path / "1ubq.pdb.gz"
+@pytest.fixture(scope="module")
+def gzip_prepared(run_gromacs_task, prepare_inputs_, tmp_path_factory) -> TaskRun:
+    """prepare_system on a .pdb.gz as downloaded from the PDB (its system serves the md_stage test above)."""
+    packed = tmp_path_factory.mktemp("gz") / "1ubq.pdb.gz"
     packed.write_bytes(gzip.compress(PDB.read_bytes()))
-    run = run_task("prepare_system", {**prepare_inputs_, "structure": str(packed)})
-    assert run.returncode == 0, run.error
+    return run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(packed)})
+
+
+@pytest.fixture(scope="module")
+def prepared_system(gzip_prepared) -> dict[str, str]:
+    """md_stage inputs structure and topology: the system prepared from the .pdb.gz."""
+    assert gzip_prepared.returncode == 0, gzip_prepared.error
+    out = gzip_prepared.run_dir / "out"
+    return {"structure": str(out / "system" / "1ubq.system.gro"),
+            "topology": str(out / "topology" / "1ubq.topology.tar.gz")}
+
+
+def test_gzip_compressed_pdb_is_unpacked(gzip_prepared):
+    """The system holds every residue of the protein."""
+    assert gzip_prepared.returncode == 0, gzip_prepared.error
     residues = {(ln[21], ln[22:27]) for ln in PDB.read_text().splitlines() if ln.startswith("ATOM")}
-    gro = (run.run_dir / "out" / "system" / "1ubq.system.gro").read_text().splitlines()
+    gro = (gzip_prepared.run_dir / "out" / "system" / "1ubq.system.gro").read_text().splitlines()
     protein = {ln[:5] for ln in gro[2:-1] if ln[5:10].strip() not in {"SOL", "NA", "CL"}}
     assert len(protein) == len(residues) == 76
 
 
-def test_damaged_gzip_structure(run_task, prepare_inputs_, tmp_path):
+def test_damaged_gzip_structure(run_gromacs_task, prepare_inputs_, tmp_path):
     path = tmp_path / "1ubq.pdb.gz"
     path.write_bytes(gzip.compress(PDB.read_bytes())[:300])  # a download cut short
-    run = run_task("prepare_system", {**prepare_inputs_, "structure": str(path)})
+    run = run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(path)})
     assert_refused_early(run, "ERROR: structure '1ubq.pdb.gz' is a damaged gzip file: give the PDB file again")
 
 
-def test_structure_that_holds_only_water(run_task, prepare_inputs_, tmp_path):
+def test_structure_that_holds_only_water(run_gromacs_task, prepare_inputs_, tmp_path):
     path = tmp_path / "waters.pdb"
     path.write_text("".join(ln + "\n" for ln in PDB.read_text().splitlines() if ln[17:20] == "HOH"))
-    run = run_task("prepare_system", {**prepare_inputs_, "structure": str(path)})
+    run = run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(path)})
     assert run.returncode != 0
     assert run.error == "ERROR: structure 'waters.pdb' holds only water: give a protein structure"
     assert not (run.run_dir / "out").exists()

@@ -12,7 +12,6 @@ plays the impostors from the network's gateway address; the nodes rendezvous and
 
 from __future__ import annotations
 
-import importlib.util
 import ipaddress
 import json
 import re
@@ -28,20 +27,13 @@ from typing import Any
 
 import pytest
 from batchpipes import containers, settings
+from scriptload import load_script
 
-ENTRYPOINT = settings.REPO_ROOT / "containers" / "gromacs" / "mnp_entrypoint.py"
+ENTRYPOINT = settings.REPO_ROOT / "containers" / "shared" / "mnp_entrypoint.py"
 JOB = "8d1f6c2a-5b7e-4c1d-9f3a-2e6b0c9d4a71"
 
 
-def load_entrypoint() -> Any:
-    spec = importlib.util.spec_from_file_location("mnp_entrypoint_under_test", ENTRYPOINT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ep = load_entrypoint()
+ep = load_script(ENTRYPOINT, "mnp_entrypoint_under_test")
 
 
 @pytest.fixture(scope="module")
@@ -420,8 +412,8 @@ def test_missing_secret_stops_the_node_before_the_rendezvous(index: int, node_en
     work = node_env(index)
     assert ep.main(["--workdir", str(work), "--", "gmx_mpi", "mdrun"]) == 1
     assert capsys.readouterr().err.strip() == (
-        "ERROR: MNP_SECRET_URI is not set: every node needs the job's rendezvous secret; submit with 'batchpipes "
-        "gromacs mnp-submit' (it makes one per job) or point MNP_SECRET_URI at an s3:// object or file holding at "
+        "ERROR: MNP_SECRET_URI is not set: every node needs the job's rendezvous secret; submit with 'batchpipes aws "
+        "mnp submit' (it makes one per job) or point MNP_SECRET_URI at an s3:// object or file holding at "
         "least 32 random bytes")
     assert not work.exists()  # nothing staged, no port opened
 
@@ -636,6 +628,6 @@ def test_child_without_main_node_or_secret(cluster: Cluster) -> None:
     rc, log = cluster.wait(unkeyed, 60)
     assert rc == 1
     assert [ln for ln in log.splitlines() if ln.startswith("ERROR:")] == [
-        "ERROR: MNP_SECRET_URI is not set: every node needs the job's rendezvous secret; submit with 'batchpipes "
-        "gromacs mnp-submit' (it makes one per job) or point MNP_SECRET_URI at an s3:// object or file holding at "
+        "ERROR: MNP_SECRET_URI is not set: every node needs the job's rendezvous secret; submit with 'batchpipes aws "
+        "mnp submit' (it makes one per job) or point MNP_SECRET_URI at an s3:// object or file holding at "
         "least 32 random bytes"]

@@ -231,7 +231,11 @@ def test_cbr_holds_the_bitrate(clip_cbr):
     assert int(v["nb_read_frames"]) == testdata.CLIP_FRAMES and report(clip_cbr)["passed"]
 
 
-# -- bad inputs: one clear line from the task that found the problem -----------------------------
+# -- bad inputs: one clear line from the task that found the problem, that task run alone --------------
+
+
+PROBE_INPUTS = {"encoder": "libx265", "profile": "main", "preset": "ultrafast", "rate_control": "crf",
+                "audio": "copy", "chunks": 1, "expected_resolution": "640x360"}
 
 
 @pytest.mark.parametrize(("bad", "changes", "expected"), [
@@ -240,13 +244,30 @@ def test_cbr_holds_the_bitrate(clip_cbr):
     ("odd_641x361.mkv", {"expected_resolution": "any"}, "641x361: 4:2:0 HEVC (Main/Main 10) needs even width"),
     ("clip", {"expected_resolution": "7680x4320"}, "is 640x360, not the expected 7680x4320"),
     ("clip", {"preset": "p5"}, "preset 'p5' is not a libx265 preset"),
-    ("clip", {"encoder": "hevc_nvenc", "preset": "p4"}, "hevc_nvenc cannot open an NVIDIA encoder here"),
-    ("clip", {"min_psnr": 99.0}, "the encoded video failed verification (min_psnr)"),
+    ("clip", {"intermediate": "pipe"}, "unknown intermediate 'pipe': choose none or yuv_file"),
 ])
-def test_bad_input_fails_with_one_clear_line(run_workflow, clips, expect_user_error, bad, changes, expected):
-    msg = expect_user_error(run_workflow, "hevc", clip_inputs(clips[bad], **changes))
+def test_probe_refuses_a_bad_input_with_one_clear_line(run_task, clips, expect_user_error, bad, changes, expected):
+    msg = expect_user_error(run_task, TASKS_WDL, "probe_source",
+                            {"source": str(clips[bad]), **PROBE_INPUTS, **changes})
     assert expected in msg, msg
     assert "Traceback" not in msg and "_miniwdl_inputs" not in msg, msg
+
+
+def test_gpu_encode_without_a_gpu_says_so(run_task, clips, expect_user_error):
+    inputs = {"source": str(clips["clip"]), "output_name": "x", "encoder": "hevc_nvenc", "profile": "main",
+              "preset": "p4", "rate_control": "crf", "quality": 22, "bitrate_kbps": 3000, "width": 640, "height": 360,
+              "frame_rate": "24/1", "cpu": 1, "memory_gb": 1, "disk_gb": 1}
+    msg = expect_user_error(run_task, TASKS_WDL, "encode", inputs)
+    assert msg.startswith("encode failed in encode: hevc_nvenc cannot open an NVIDIA encoder here ("), msg
+    assert "or set encoder to libx265" in msg and "Traceback" not in msg, msg
+
+
+def test_verify_fails_below_min_psnr(run_task, clip_single, clips, expect_user_error):
+    inputs = {"video": str(out(clip_single, "video")), "source": str(clips["clip"]),
+              "expected_frames": testdata.CLIP_FRAMES, "width": 640, "height": 360, "profile": "main",
+              "min_psnr": 99.0, "cpu": 2, "memory_gb": 2, "disk_gb": 1}
+    msg = expect_user_error(run_task, TASKS_WDL, "verify", inputs)
+    assert "the encoded video failed verification (min_psnr)" in msg, msg
 
 
 # -- injection: hostile file names work, hostile output names are refused by the task itself -------------
@@ -310,7 +331,7 @@ def test_task_run_directly_refuses_a_hostile_output_name(clips, tmp_path, task, 
     # Nothing ran before the check: no ffprobe/ffmpeg output, no video, no outputs of the task.
     work = stderr_file.parent / "work"
     produced = {p.name for p in work.iterdir() if not p.name.startswith("_miniwdl")}
-    assert produced <= {"settings.json", "settings.txt"}, produced
+    assert not produced, produced
 
 
 def test_bundled_8k_source_regenerates_bit_for_bit(podman_ready, tmp_path):

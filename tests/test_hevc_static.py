@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import WDL
 from batchpipes import containers, settings, workflows
+from scriptload import load_script
 
 WDL_PATH = settings.WDL_DIR / "hevc.wdl"
 TASKS_PATH = settings.WDL_DIR / "tasks" / "hevc.wdl"
@@ -199,13 +200,8 @@ SAFE_WRITERS = {"write_lines", "write_json", "write_tsv", "write_map"}
 
 
 def _hevc_tasks_module() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("hevc_tasks", containers.get("ffmpeg").context / "hevc_tasks.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """hevc_tasks.py loaded as the image runs it: beside task_common.py (containers/shared/)."""
+    return load_script(containers.get("ffmpeg").context / "hevc_tasks.py")
 
 
 def _tasks() -> list[WDL.Tree.Task]:
@@ -242,7 +238,7 @@ def test_output_name_pattern_is_declared_and_enforced_by_the_image_script() -> N
     assert set(metas) == {"workflow", "probe_source", "encode", "concat_chunks"}
     for where, meta in metas.items():
         assert isinstance(meta, dict) and meta["pattern"] == NAME_PATTERN and meta["description"], where
-    assert _hevc_tasks_module().NAME_PATTERN == NAME_PATTERN
+    assert f"^{_hevc_tasks_module().NAME_PATTERN}$" == NAME_PATTERN
 
 
 def test_choices_in_parameter_meta_are_the_ones_the_tasks_check() -> None:
@@ -280,7 +276,7 @@ def test_hostile_strings_are_refused_before_running(expect_user_error, key: str,
 
 
 def test_cli_patterns_agree_with_the_tasks_checks() -> None:
-    """What the CLI lets through, hevc-tasks accepts (the tasks still check, for runs without the CLI)."""
+    """What the CLI lets through, hevc-tasks accepts (probe_source still checks, for runs without the CLI)."""
     import re
 
     wf = _doc().workflow
@@ -299,3 +295,36 @@ def test_cli_patterns_agree_with_the_tasks_checks() -> None:
         except ht.TaskError:
             task_ok = False
         assert cli_ok == task_ok, value
+
+
+def _settings_keys(task: WDL.Tree.Task) -> set[str]:
+    """The keys of the settings map a task's command passes to hevc-tasks with write_json."""
+    keys: set[str] = set()
+    for part in task.command.parts:
+        if isinstance(part, WDL.Expr.Placeholder) and isinstance(part.expr, WDL.Expr.Apply) \
+                and part.expr.function_name == "write_json" and isinstance(part.expr.arguments[0], WDL.Expr.Map):
+            keys |= {str(k.literal.value) for k, _ in part.expr.arguments[0].items if k.literal is not None}
+    return keys
+
+
+def test_every_choice_is_checked_by_the_probe_which_runs_first() -> None:
+    """probe_source gets (and hevc-tasks probe checks) every choice of the run; the workflow calls it first."""
+    ht = _hevc_tasks_module()
+    probe = next(t for t in _tasks() if t.name == "probe_source")
+    assert _settings_keys(probe) == set(ht.PROBE_CHECKS) >= set(ht.CHOICES)
+    wf = _doc().workflow
+    assert wf is not None
+    first_call = next(n for n in wf.body if isinstance(n, WDL.Call))
+    assert first_call.name == "probe_source"
+    for name in ht.PROBE_CHECKS:
+        if name in {d.name for d in wf.inputs or []}:
+            assert str(first_call.inputs[name]) in (name, "chosen_preset"), name
+
+
+@pytest.mark.parametrize("task", _tasks(), ids=lambda t: t.name)
+def test_command_blocks_are_short(task: WDL.Tree.Task) -> None:
+    """The programs are in hevc-tasks: a command block only calls it (at most 40 lines, here far fewer)."""
+    lines = TASKS_PATH.read_text().splitlines()
+    start = task.command.pos.line
+    end = next(i for i in range(start, len(lines) + 1) if lines[i - 1].strip() == ">>>")
+    assert end - start + 1 <= 12, f"{task.name}: command block of {end - start + 1} lines"

@@ -77,8 +77,9 @@ def test_absurd_resource_requests_are_refused(tmp_path: Path, expect_user_error,
                                               bounds: str) -> None:
     path = write_inputs(tmp_path, **{name: value})
     message = expect_user_error(local.prepare_inputs, workflows.get("genomics"), path, {})
-    assert message == f"{path}: genomics.{name} is {value}: give {bounds} " \
-                      f"(the bounds on {name.rpartition('.')[2].removeprefix('align_')} requests, see README 'Errors')"
+    kind = name.rpartition('.')[2].removeprefix('align_')
+    assert message == (f"{path}: genomics.{name} is {value}: give {bounds} "
+                       f"(the bounds on {kind} requests, see docs/troubleshooting.md)")
 
 
 def test_sane_resource_requests_pass(tmp_path: Path) -> None:
@@ -105,6 +106,9 @@ def test_colon_in_a_local_path_is_refused_before_podman(tmp_path: Path, expect_u
     message = expect_user_error(local.run, flow, inputs, run_dir=tmp_path / "runs")
     assert message.startswith(f"genomics.fastq_r1 names '{odd / 'R1.fq.gz'}', whose path holds ':'"), message
     assert not (tmp_path / "runs").exists(), "nothing may be created before the check"
+    wf = workflows.load(flow.path).workflow
+    assert wf is not None
+    local.check_local_paths(wf, {"genomics.caller": str(odd / "R1.fq.gz")})  # a String is not mounted: no refusal
 
 
 def test_results_folder_links_outputs_with_indexes_beside_them(tmp_path: Path) -> None:

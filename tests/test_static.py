@@ -4,57 +4,21 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-import WDL
-from batchpipes import check_cmd, cli, containers, settings
-from batchpipes.images_cmd import PIN_RE, stale_pins, wdl_pins
+from batchpipes import cli, containers, settings
+from batchpipes.images import stale_pins, wdl_pins
 
 REPO = settings.REPO_ROOT
-WDL_FILES = check_cmd.wdl_files()
-INPUT_FILES = check_cmd.inputs_files()
-REQUIRED_RUNTIME = {"docker", "cpu", "memory", "disks", "maxRetries"}
 
 
 def rel(p: Path) -> str:
     return str(p.relative_to(REPO))
 
 
-@pytest.mark.parametrize("path", WDL_FILES, ids=rel)
-def test_miniwdl_check_strict(path: Path) -> None:
-    check_cmd.miniwdl_check(path)
-
-
-@pytest.mark.parametrize("path", WDL_FILES, ids=rel)
-def test_wdl_conventions(path: Path) -> None:
-    """version 1.0; meta + parameter_meta on every task and workflow; every runtime attribute explicit."""
-    assert path.read_text().lstrip().startswith("version 1.0"), "Cromwell-compatible WDL 1.0 expected"
-    doc = WDL.load(str(path))
-    for task in doc.tasks:
-        where = f"{rel(path)} task {task.name}"
-        assert task.meta.get("description"), f"{where}: meta.description missing"
-        undocumented = {d.name for d in task.inputs or []} - set(task.parameter_meta)
-        assert not undocumented, f"{where}: parameter_meta lacks {sorted(undocumented)}"
-        missing = REQUIRED_RUNTIME - set(task.runtime)
-        assert not missing, f"{where}: runtime lacks {sorted(missing)}"
-        docker = str(task.runtime["docker"])
-        image_input = next((d for d in task.inputs or [] if d.name == docker), None)
-        assert image_input is not None and image_input.expr is not None, \
-            f"{where}: docker must be an input with a pinned default, not {docker}"
-        assert PIN_RE.fullmatch(str(image_input.expr)), f"{where}: {docker} default is not pinned by tag"
-    if doc.workflow is not None:
-        wf = doc.workflow
-        assert wf.meta.get("description"), f"{rel(path)}: workflow meta.description missing"
-        undocumented = {d.name for d in wf.inputs or []} - set(wf.parameter_meta)
-        assert not undocumented, f"{rel(path)}: workflow parameter_meta lacks {sorted(undocumented)}"
-
-
-@pytest.mark.parametrize("path", INPUT_FILES, ids=rel)
-def test_inputs_json_matches_workflow(path: Path) -> None:
-    check_cmd.validate_inputs_file(path)
+# The WDL, the inputs JSON and the pins are checked by `batchpipes check` (tests/test_wdl_lint.py).
 
 
 def test_every_workflow_has_local_and_aws_inputs() -> None:
@@ -92,14 +56,15 @@ def test_dockerfile_conventions(image: containers.Image) -> None:
     assert re.search(r"^FROM \$\{BASE_IMAGE\}", text, re.M), "FROM ${BASE_IMAGE} expected"
     for secret in ("PRIVATE KEY", "AWS_SECRET_ACCESS_KEY=", "PASSWORD=", "chpasswd"):
         assert secret not in text, f"secret material in {image.name}/Dockerfile: {secret}"
-    for path in image.context.rglob("*"):
-        if path.is_file():
-            assert b"PRIVATE KEY-----" not in path.read_bytes(), f"private key in {path}"
+    for path in image.context_files().values():
+        assert b"PRIVATE KEY-----" not in path.read_bytes(), f"private key in {path}"
+    copied = set(re.findall(r"^COPY\s+(?:--\S+\s+)*shared/(\S+)", text, re.M))
+    assert copied <= set(image.shared), f"{image.name}/Dockerfile copies shared/{sorted(copied - set(image.shared))} " \
+        "that its image.toml does not list in 'shared'"
 
 
 def test_content_hash_follows_the_files(tmp_path: Path) -> None:
-    ctx = tmp_path / "img"
-    shutil.copytree(containers.get("genomics").context, ctx)
+    ctx = containers.write_context(containers.get("genomics"), tmp_path / "img")  # its folder + its shared files
     first = containers.content_hash(ctx)
     assert first == containers.get("genomics").tag and re.fullmatch(r"[0-9a-f]{12}", first)
     (ctx / "Dockerfile").write_text((ctx / "Dockerfile").read_text() + "\n# change\n")

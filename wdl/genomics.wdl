@@ -56,11 +56,11 @@ workflow genomics {
         targets_bed: "Target regions (exome mode), BED (0-based, half-open): calling restricted to them, target QC added; track/browser/# header lines, extra columns, CRLF line ends, any order and overlaps are accepted"
         target_padding: "Bases added on each side of every target"
         aligner: {
-            description: "Short-read aligner",
+            description: "Short-read aligner (checked once, by align_reads)",
             choices: ["bwa", "minimap2"]
         }
         caller: {
-            description: "Variant caller",
+            description: "Variant caller (checked once, by split_regions, before the reads are aligned)",
             choices: ["bcftools", "freebayes"]
         }
         scatter_count: "Variant-calling shards (regions of about equal size)"
@@ -70,8 +70,8 @@ workflow genomics {
         min_depth: "A base is callable with at least this many reads of MAPQ >= min_mapq"
         align_cpu: "Threads for alignment"
         align_memory_gb: "Memory for alignment, GiB"
-        genomics_image: "Image with bwa, minimap2, samtools, bcftools, freebayes (pinned by content hash)"
-        snpeff_image: "Image with snpEff (pinned by content hash)"
+        genomics_image: "Image with bwa, minimap2, samtools, bcftools, freebayes, mosdepth, bedtools and genomics-tasks (pinned by content hash)"
+        snpeff_image: "Image with snpEff and snpeff-tasks (pinned by content hash)"
     }
 
     input {
@@ -95,8 +95,8 @@ workflow genomics {
         Int min_depth = 4
         Int align_cpu = 4
         Int align_memory_gb = 8
-        String genomics_image = "batchpipes/genomics:1141a18e66da"
-        String snpeff_image = "batchpipes/snpeff:3c28ae429b1b"
+        String genomics_image = "batchpipes/genomics:dde75006596b"
+        String snpeff_image = "batchpipes/snpeff:ba267b86fa88"
     }
 
     if (!defined(reference_fai) || !defined(aligner_index)) {
@@ -123,7 +123,7 @@ workflow genomics {
             docker_image = genomics_image
     }
 
-    # Shards for variant calling (the caller name and targets are checked here, before alignment ends).
+    # Shards for variant calling: the caller's one check, and the targets', here, before alignment ends.
     call variant_calling.split_regions {
         input:
             reference_fai = fai,

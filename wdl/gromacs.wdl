@@ -8,11 +8,22 @@ workflow gromacs {
         author: "batchpipes"
         outputs: {
             summary: "JSON summary: EM Fmax and potential, mean NVT temperature, mean NPT density, production frames, RMSD, Rg, ns/day",
-            trajectory: "Production trajectory (.xtc)",
-            checkpoint: "Final production checkpoint (resume with it and production_tpr)",
-            production_tpr: "Production run input",
             tables: "TSV tables: energies, temperature, pressure, density, RMSD, radius of gyration",
-            plots: "PNG plots of the tables"
+            plots: "PNG plots of the tables",
+            system: "Solvated, neutralised system (.gro); not when resuming",
+            topology: "topol.top and its .itp includes, tar.gz; not when resuming",
+            atoms: "Number of atoms in the system; not when resuming",
+            em_log: "Energy minimisation mdrun log; not when resuming",
+            nvt_log: "NVT mdrun log; not when resuming",
+            npt_log: "NPT mdrun log; not when resuming",
+            nvt_mdp_used: "The merged mdp NVT ran with (defaults, your mdp file, the named inputs, the overrides); not when resuming",
+            production_tpr: "Production run input (resume with it and checkpoint)",
+            trajectory: "Production trajectory (.xtc)",
+            production_edr: "Production energies (.edr)",
+            production_log: "Production mdrun log",
+            final_structure: "Final coordinates of production (.gro)",
+            checkpoint: "Final production checkpoint (resume with it and production_tpr)",
+            ns_per_day: "Production mdrun's performance, ns/day"
         }
     }
 
@@ -104,8 +115,8 @@ workflow gromacs {
         Int cpu = 2
         Int production_cpu = 8
         Int memory_gb = 4
-        String gromacs_image = "batchpipes/gromacs:04bebcaebad0"
-        String gromacs_cuda_image = "batchpipes/gromacs-cuda:c9d9ce6cb56b"
+        String gromacs_image = "batchpipes/gromacs:13b226353c75"
+        String gromacs_cuda_image = "batchpipes/gromacs-cuda:dad179a2cab0"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }

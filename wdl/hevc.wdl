@@ -4,7 +4,7 @@ import "tasks/hevc.wdl" as tasks
 
 workflow hevc {
     meta {
-        description: "8K HEVC encoding: probe the source -> encode (libx265 on CPU, or hevc_nvenc on an NVIDIA GPU instance) as one job or as keyframe-aligned chunks encoded in parallel and joined losslessly -> verify (decodes, resolution, exact frame count, PSNR/SSIM against the source). Disks are sized from the probe."
+        description: "8K HEVC encoding: probe the source (and check every setting, once, before anything expensive) -> encode (libx265 on CPU, or hevc_nvenc on an NVIDIA GPU instance) as one job or as keyframe-aligned chunks encoded in parallel and joined losslessly -> verify (decodes, resolution, exact frame count, PSNR/SSIM against the source). Disks are sized from the probe."
         author: "batchpipes"
         outputs: {
             video: "HEVC video in MP4 (hvc1), Main or Main 10",
@@ -88,7 +88,7 @@ workflow hevc {
         Int? encode_memory_gb
         Int verify_cpu = 4
         Int verify_memory_gb = 8
-        String ffmpeg_image = "batchpipes/ffmpeg:1f4f22d0b902"
+        String ffmpeg_image = "batchpipes/ffmpeg:a45e2e7389cc"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }
@@ -107,6 +107,7 @@ workflow hevc {
             preset = chosen_preset,
             rate_control = rate_control,
             audio = audio,
+            intermediate = intermediate,
             chunks = chunks,
             expected_resolution = expected_resolution,
             docker_image = ffmpeg_image

@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-# Installed beside this script (/usr/local/bin): snpEff's own contig-name rule lives there, once.
+# Installed beside this script (/usr/local/bin): snpEff's own contig-name rule lives there, once, and
+# task_common.py (containers/shared/): TaskError and the one-ERROR-line main.
 from snpeff_contigs import read_fai, simple_name
+from task_common import TaskError, run_main
 
 log = logging.getLogger("gbk2gff3")
 
@@ -62,8 +64,8 @@ CODON_TABLES = {
 }
 
 
-class InputError(Exception):
-    """Input this converter cannot use: reported as one ERROR line."""
+class InputError(TaskError):
+    """Input this converter cannot use: reported as one ERROR line naming the annotation (``run``)."""
 
 
 # -- locations -------------------------------------------------------------------------------------
@@ -605,8 +607,9 @@ def _write(records: list[Record], reference: dict[str, int], gff_tmp: Path,
     return summaries, totals
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.set_defaults(command="gbk2gff3")  # no subcommands: the name an OSError's ERROR line starts with
     parser.add_argument("annotation", type=Path, help="GenBank flat file, plain or gzip")
     parser.add_argument("--fai", type=Path, help="reference .fai: records are named as its contigs")
     parser.add_argument("--gff", type=Path, required=True, help="GFF3 to write")
@@ -617,15 +620,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--genome", default="", help="snpEff genome name, for --codon-config")
     parser.add_argument("--codon-config", type=Path,
                         help="snpEff.config lines to write: the codon table of each sequence from its /transl_table")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(argv: list[str]) -> None:
+    """Convert as the command line ``argv`` says; a TaskError naming the annotation for input it cannot use."""
+    _convert(_parser().parse_args(argv))
+
+
+def _convert(args: argparse.Namespace) -> None:
     logging.basicConfig(format="WARNING: %(message)s", level=logging.WARNING, stream=sys.stderr)
     label = args.label or args.annotation.name
     try:
         summaries, _totals, tables = convert(args.annotation, args.fai, args.gff, args.fasta, args.codon_table)
     except (InputError, UnicodeDecodeError) as exc:
         sep = " " if str(exc).startswith("has no gene") else ": "
-        print(f"ERROR: annotation '{label}'{sep}{exc}", file=sys.stderr)
-        return 1
+        raise TaskError(f"annotation '{label}'{sep}{exc}") from exc
     if args.summary:
         args.summary.write_text("".join(s + "\n" for s in summaries))
     if args.codon_config:
@@ -634,7 +644,10 @@ def main(argv: list[str] | None = None) -> int:
     used = sorted({t for t in tables.values() if t != "Standard"})
     if used and args.codon_table is None:
         print(f"codon tables from the annotation's /transl_table: {', '.join(used)}", file=sys.stderr)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(_parser(), {"gbk2gff3": _convert}, argv)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# task_common.py (containers/shared/, beside this script in the image): TaskError and the one-ERROR-line main.
+from task_common import Command, TaskError, run_main
+
 CODING = {"protein_coding", "IG_C_gene", "IG_D_gene", "IG_J_gene", "IG_V_gene",
           "TR_C_gene", "TR_D_gene", "TR_J_gene", "TR_V_gene"}
 CATEGORY = {"Mt_tRNA": "tRNA", "Mt_rRNA": "rRNA", "rRNA": "rRNA"}
@@ -41,7 +44,7 @@ MITO = {"m", "mt", "mito", "mitochondrion", "mitochondria", "mitochondrial", "ch
 PLASTID = {"c", "pt", "cp", "chloroplast", "plastid", "chrc"}
 
 
-class CheckError(Exception):
+class CheckError(TaskError):
     """A mismatch reported as one ERROR line."""
 
 
@@ -363,7 +366,7 @@ def check(manifest: Manifest, vcf: Path) -> list[str]:
     return notes
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("record", help="after the build: count genes per contig, write contigs.tsv, check names")
@@ -381,25 +384,29 @@ def main(argv: list[str] | None = None) -> int:
     chk.add_argument("--manifest", type=Path, help="contigs.tsv written by 'record'")
     chk.add_argument("--db", type=Path, help="snpEffectPredictor.bin (when there is no contigs.tsv)")
     chk.add_argument("--vcf", type=Path, required=True)
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "precheck":
-            precheck(args.annotation, args.fai, args.label)
-        elif args.command == "record":
-            print(record(args.db, args.fai, args.label, args.out, args.summary, args.annotation))
-        else:
-            if args.manifest is not None and args.manifest.is_file():
-                manifest = read_manifest(args.manifest)
-            elif args.db is not None:
-                manifest = Manifest(read_database(args.db), {})
-            else:
-                raise CheckError("the snpEff database has no contigs.tsv: rebuild it with build_snpeff_db")
-            for note in check(manifest, args.vcf):
-                print(f"NOTE: {note}", file=sys.stderr)
-    except CheckError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return parser
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.manifest is not None and args.manifest.is_file():
+        manifest = read_manifest(args.manifest)
+    elif args.db is not None:
+        manifest = Manifest(read_database(args.db), {})
+    else:
+        raise CheckError("the snpEff database has no contigs.tsv: rebuild it with build_snpeff_db")
+    for note in check(manifest, args.vcf):
+        print(f"NOTE: {note}", file=sys.stderr)
+
+
+COMMANDS: dict[str, Command] = {
+    "precheck": lambda a: precheck(a.annotation, a.fai, a.label),
+    "record": lambda a: print(record(a.db, a.fai, a.label, a.out, a.summary, a.annotation)),
+    "check": _check,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(_parser(), COMMANDS, argv)
 
 
 if __name__ == "__main__":

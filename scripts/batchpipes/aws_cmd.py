@@ -13,19 +13,14 @@ from collections.abc import Callable
 
 import botocore.exceptions
 
+from .aws import ami_cmd, cost_cmd, cromwell_cmd, ecr_cmd, infra_cmd, jobs_cmd, mnp_cmd, stage_cmd
 from .aws.session import BOTO_FAILURES, describe_botocore, describe_error, is_access_denied, raised_by_response_parser
 from .errors import UserError
 
 #: Action modules under batchpipes.aws, in --help order.
-AWS_COMMANDS = ("cromwell_cmd", "ecr_cmd", "ami_cmd", "stage_cmd", "infra_cmd", "jobs_cmd", "cost_cmd")
+AWS_COMMANDS = (cromwell_cmd, ecr_cmd, ami_cmd, stage_cmd, infra_cmd, jobs_cmd, cost_cmd, mnp_cmd)
 
 Action = Callable[[argparse.Namespace], int]
-
-
-def add_common(p: argparse.ArgumentParser) -> None:
-    """--region and --profile, shared by every AWS action."""
-    p.add_argument("--region", help="AWS region (default: AWS_REGION / the profile's region)")
-    p.add_argument("--profile", help="AWS profile name (default: AWS_PROFILE / default credentials chain)")
 
 
 def _one_line_errors(action: str, func: Action) -> Action:
@@ -51,13 +46,22 @@ def _one_line_errors(action: str, func: Action) -> Action:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("aws", help="AWS: Cromwell config, ECR images, AMI, S3 staging, Batch infrastructure, runs",
-                       description="The AWS side of batchpipes. Every action accepts --region and --profile.")
+    p = sub.add_parser("aws", help="AWS: Cromwell config, ECR images, AMI, S3 staging, Batch infrastructure, runs, "
+                       "GROMACS multi-node jobs",
+                       description="The AWS side of batchpipes. Every action that calls AWS accepts --region and "
+                       "--profile.")
     asub = p.add_subparsers(dest="aws_command", metavar="ACTION", required=True)
-    from .cli import register_modules
+    for module in AWS_COMMANDS:
+        module.register(asub)
+    _wrap_actions(asub, "")
 
-    register_modules(asub, "batchpipes.aws", AWS_COMMANDS)
-    for name, parser in asub.choices.items():
+
+def _wrap_actions(sub: argparse._SubParsersAction, prefix: str) -> None:
+    """Run every action under ``sub`` (at any depth, e.g. ``mnp submit``) through ``_one_line_errors``."""
+    for name, parser in sub.choices.items():
         func = parser.get_default("func")
         if func is not None:
-            parser.set_defaults(func=_one_line_errors(name, func))
+            parser.set_defaults(func=_one_line_errors(prefix + name, func))
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _wrap_actions(action, f"{prefix}{name} ")

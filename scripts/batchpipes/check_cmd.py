@@ -1,39 +1,31 @@
-"""``batchpipes check``: static checks of the WDL, the inputs JSON and the image pins."""
+"""``batchpipes check``: the WDL linter (:mod:`batchpipes.wdl_lint`), the inputs JSON and the image pins."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
-from . import settings, wdl_safety, workflows
+from . import images, settings, wdl_lint, workflows
 from .errors import UserError
-from .images_cmd import stale_pins
 
 log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check", help="miniwdl check --strict every WDL file, validate every inputs JSON, "
-                       "check image pins and the shell-safety of every command",
-                       description="Static checks: miniwdl check --strict (with shellcheck) on every WDL "
-                       "file, every inputs/*.json against its workflow, WDL image pins against containers/.")
+    p = sub.add_parser("check", help="lint every WDL file (miniwdl's linters with ShellCheck, and the project's "
+                       "conventions), validate every inputs JSON, check the image pins",
+                       description="Static checks: every wdl/**/*.wdl through the WDL linter (miniwdl's lint, "
+                       "ShellCheck on the commands, and the batchpipes rules of batchpipes.wdl_lint: meta and "
+                       "parameter_meta, runtime attributes, Cromwell AWS routing, pinned images, choices, "
+                       "shell safety, command length), every inputs/*.json against its workflow, the WDL image "
+                       "pins and package locks against containers/. Prints one line per problem; exit status 2 "
+                       "when there is any.")
     p.set_defaults(func=_check)
 
 
-def wdl_files() -> list[Path]:
-    return sorted(settings.WDL_DIR.rglob("*.wdl"))
-
-
-def miniwdl_check(path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "WDL", "check", "--strict", str(path)],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        detail = (proc.stdout + proc.stderr).strip().splitlines()
-        problems = [ln.strip() for ln in detail if "(Ln " in ln] or detail[-1:]
-        raise UserError(f"miniwdl check --strict {path.relative_to(settings.REPO_ROOT)}: {' | '.join(problems)}")
+def wdl_files(wdl_dir: Path | None = None) -> list[Path]:
+    return sorted((wdl_dir or settings.WDL_DIR).rglob("*.wdl"))
 
 
 def inputs_files() -> list[Path]:
@@ -50,19 +42,32 @@ def validate_inputs_file(path: Path) -> workflows.Workflow:
     return flow
 
 
-def _check(args: argparse.Namespace) -> int:
-    for path in wdl_files():
-        miniwdl_check(path)
-        log.info("ok  miniwdl check --strict %s", path.relative_to(settings.REPO_ROOT))
-        unsafe = wdl_safety.violations(path)
-        if unsafe:
-            raise UserError(f"{unsafe[0]} ({len(unsafe)} such placeholder(s) in this file)")
-        log.info("ok  no String or File pasted into a command: %s", path.relative_to(settings.REPO_ROOT))
+def wdl_problems(wdl_dir: Path | None = None) -> list[str]:
+    """One line per problem of the WDL under ``wdl_dir`` (default ``wdl/``): lint, then stale image pins."""
+    found = [str(problem) for problem in wdl_lint.lint_files(wdl_files(wdl_dir))]
+    return found + images.stale_pins(wdl_dir)
+
+
+def problems() -> list[str]:
+    """Everything ``batchpipes check`` reports, one line each: :func:`wdl_problems` and the inputs JSON."""
+    found = wdl_problems()
     for path in inputs_files():
-        flow = validate_inputs_file(path)
-        log.info("ok  %s matches %s", path.relative_to(settings.REPO_ROOT), flow.path.relative_to(settings.REPO_ROOT))
-    problems = stale_pins()
-    if problems:
-        raise UserError("; ".join(problems))
-    log.info("ok  WDL image pins match containers/")
+        try:
+            validate_inputs_file(path)
+        except UserError as exc:
+            shown = str(path.relative_to(settings.REPO_ROOT))
+            found.append(str(exc) if str(exc).startswith(shown) else f"{shown}: {exc}")
+    return found
+
+
+def _check(args: argparse.Namespace) -> int:
+    found = problems()
+    for line in found:
+        print(line)
+    if found:
+        log.error("%d problem(s) in %d WDL file(s) and %d inputs file(s)", len(found), len(wdl_files()),
+                  len(inputs_files()))
+        return 2
+    log.info("ok  %d WDL files lint clean, %d inputs files match their workflows, image pins are current",
+             len(wdl_files()), len(inputs_files()))
     return 0

@@ -7,27 +7,32 @@ callable taking the parsed namespace and returning an exit status.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError
 
-from . import __version__
+from . import (
+    __version__,
+    aws_cmd,
+    bench_cmd,
+    check_cmd,
+    docs_cmd,
+    evaluate_cmd,
+    gromacs_cmd,
+    images_cmd,
+    run_cmd,
+    testdata_cmd,
+)
 from .errors import Interrupted, UserError
 
 log = logging.getLogger("batchpipes")
 
+#: The command modules, in --help order (``gromacs`` last: the old spelling of ``aws mnp``).
 COMMAND_MODULES = (
-    "images_cmd", "check_cmd", "run_cmd", "evaluate_cmd", "testdata_cmd", "bench_cmd", "aws_cmd", "gromacs_cmd",
+    images_cmd, check_cmd, run_cmd, evaluate_cmd, testdata_cmd, bench_cmd, aws_cmd, docs_cmd, gromacs_cmd,
 )
-
-
-def register_modules(sub: argparse._SubParsersAction, package: str, names: Sequence[str]) -> None:
-    """Let each command module ``<package>.<name>`` add its parsers to ``sub``."""
-    for name in names:
-        importlib.import_module(f"{package}.{name}").register(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    register_modules(sub, "batchpipes", COMMAND_MODULES)
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 

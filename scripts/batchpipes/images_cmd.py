@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
+import shlex
 from pathlib import Path
 
-from . import containers, settings
+from . import containers, images, locks
 from .errors import UserError
 
 log = logging.getLogger(__name__)
 
-#: A pinned default in WDL: ``String <x>_image = "batchpipes/<name>:<12 hex>"``.
-PIN_RE = re.compile(r'"(?P<repo>batchpipes/(?P<name>[a-z0-9][a-z0-9-]*)):(?P<tag>[0-9a-f]{12})"')
+
+CONTEXT_HELP = (
+    "Write the build context of image NAME into DIR (new or empty): the files of containers/NAME/ plus the files "
+    "its image.toml lists in 'shared = [...]', copied from containers/shared/ to DIR/shared/. 'batchpipes images "
+    "build' and 'lock' build from the same context. To build with plain docker (e.g. on the GPU build host): "
+    "'batchpipes images context NAME DIR' prints the command to run, 'docker build --build-arg "
+    "DEBIAN_MIRROR=<this machine's Debian mirror> -t batchpipes/NAME:<content hash> DIR'.")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,13 +51,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "them too, from their Dockerfile's own base image, with podman or docker")
     lk.set_defaults(func=_lock)
 
+    ctx = isub.add_parser("context", help="write an image's build context to a folder, for a plain "
+                          "'docker build'", description=CONTEXT_HELP)
+    ctx.add_argument("name", help="image name (a folder under containers/)")
+    ctx.add_argument("dir", type=Path, help="new or empty folder to write the context to")
+    ctx.set_defaults(func=_context)
+
     pin = isub.add_parser("pin", help="rewrite WDL default image tags to the current content hashes")
     pin.set_defaults(func=_pin)
 
 
 def _build(args: argparse.Namespace) -> int:
-    images = containers.discover()
-    names = args.names or [n for n, i in images.items() if i.local_build]
+    found = containers.discover()
+    names = args.names or [n for n, i in found.items() if i.local_build]
     for name in names:
         image = containers.get(name)
         ref = containers.build(image) if args.no_push else containers.publish_local(image)
@@ -61,16 +72,23 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _lock(args: argparse.Namespace) -> int:
-    images = containers.discover()
-    names = args.names or [n for n, i in images.items() if i.local_build or args.build_host]
+    found = containers.discover()
+    names = args.names or [n for n, i in found.items() if i.local_build or args.build_host]
     chosen = [containers.get(name) for name in names]  # every name checked before anything is built
-    changed = [image.name for image in chosen if containers.write_lock(image, build_host=args.build_host)]
+    changed = [image.name for image in chosen if locks.write_lock(image, build_host=args.build_host)]
     for image in chosen:
         state = "changed" if image.name in changed else "unchanged"
         print(f"{image.shown}/{containers.LOCK_FILE} {state}")
     if changed:
         log.info("locks changed (%s): review 'git diff containers/', then run 'batchpipes images pin'",
                  ", ".join(changed))
+    return 0
+
+
+def _context(args: argparse.Namespace) -> int:
+    image = containers.get(args.name)
+    containers.write_context(image, args.dir)
+    print(shlex.join(["docker", "build", *containers.build_args(None), "-t", image.pinned, str(args.dir)]))
     return 0
 
 
@@ -81,33 +99,8 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def wdl_pins(wdl_dir: Path | None = None) -> list[tuple[Path, int, str, str]]:
-    """Every pinned image in the WDL: (file, line number, image name, tag)."""
-    found = []
-    for path in sorted((wdl_dir or settings.WDL_DIR).rglob("*.wdl")):
-        for lineno, line in enumerate(path.read_text().splitlines(), 1):
-            for m in PIN_RE.finditer(line):
-                found.append((path, lineno, m["name"], m["tag"]))
-    return found
-
-
-def stale_pins() -> list[str]:
-    """Problems with the images the WDL pins: a tag that is not the folder's content hash, an image
-    without a folder, a folder without a (well-formed) packages.lock. One line each."""
-    images = containers.discover()
-    problems = containers.lock_problems(images)
-    for path, lineno, name, tag in wdl_pins():
-        rel = path.relative_to(settings.REPO_ROOT) if path.is_relative_to(settings.REPO_ROOT) else path
-        if name not in images:
-            problems.append(f"{rel}:{lineno}: image '{name}' has no folder under containers/")
-        elif images[name].tag != tag:
-            problems.append(f"{rel}:{lineno}: {name} pinned at {tag}, containers/{name} hashes to "
-                            f"{images[name].tag} (run: batchpipes images pin)")
-    return problems
-
-
 def _check_pins(args: argparse.Namespace) -> int:
-    problems = stale_pins()
+    problems = images.stale_pins()
     if problems:
         raise UserError("; ".join(problems))
     print("all WDL image pins match containers/ and every image has its packages.lock")
@@ -115,16 +108,5 @@ def _check_pins(args: argparse.Namespace) -> int:
 
 
 def _pin(args: argparse.Namespace) -> int:
-    images = containers.discover()
-    for path in sorted(settings.WDL_DIR.rglob("*.wdl")):
-        text = path.read_text()
-
-        def repl(m: re.Match[str]) -> str:
-            img = images.get(m["name"])
-            return f'"{m["repo"]}:{img.tag}"' if img else m.group(0)
-
-        new = PIN_RE.sub(repl, text)
-        if new != text:
-            path.write_text(new)
-            log.info("re-pinned %s", path.relative_to(settings.REPO_ROOT))
+    images.repin()
     return 0

@@ -10,16 +10,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import containers, results, settings, task_containers, workflows
+import WDL
+
+from . import containers, images, podman_shim, registry, results, settings, task_containers, workflows
 from .errors import Interrupted, UserError
-from .images_cmd import PIN_RE
+from .proc import stop_signals_handled
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def miniwdl_config(call_cache: bool = True) -> Path:
     cfg.write_text(
         "# written by batchpipes: miniwdl on podman, images from the local registry\n"
         "[scheduler]\ncontainer_backend = podman\nfail_fast = true\n\n"
-        + containers.miniwdl_podman_config()  # tasks run as the image's unprivileged user
+        + podman_shim.miniwdl_podman_config()  # tasks run as the image's unprivileged user
         + "[call_cache]\n"
         f"put = {str(call_cache).lower()}\nget = {str(call_cache).lower()}\n"
         f"dir = {settings.CACHE_DIR / 'miniwdl_call_cache'}\n\n"
@@ -40,37 +40,38 @@ def miniwdl_config(call_cache: bool = True) -> Path:
     return cfg
 
 
-def resolve_images(flow: workflows.Workflow, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Point every pinned ``batchpipes/<name>:<tag>`` image input at the local registry.
+def _executable(flow: workflows.Workflow, task: str | None) -> WDL.Tree.Workflow | WDL.Tree.Task:
+    """The workflow of ``flow``'s file, or its task ``task``."""
+    doc = workflows.load(flow.path)
+    if task is None:
+        assert doc.workflow is not None
+        return doc.workflow
+    for candidate in doc.tasks:
+        if candidate.name == task:
+            return candidate
+    raise UserError(f"{flow.path.name} has no task '{task}': its tasks are "
+                    f"{', '.join(t.name for t in doc.tasks) or 'none'}")
+
+
+def resolve_images(flow: workflows.Workflow, inputs: dict[str, Any], task: str | None = None) -> dict[str, Any]:
+    """Point every pinned ``batchpipes/<name>:<tag>`` image input (of the workflow, or of ``task``) at the
+    local registry.
 
     Inputs left at their WDL default, or set to a pinned ``batchpipes/...`` reference, are built
     (if not cached) and pushed; any other image reference is left alone for miniwdl to pull.
     """
-    doc = workflows.load(flow.path)
-    assert doc.workflow is not None
-    images = containers.discover()
+    found = containers.discover()
     out = dict(inputs)
-    for decl in doc.workflow.inputs or []:
-        if not decl.name.endswith("_image") or decl.expr is None:
-            continue
-        key = f"{doc.workflow.name}.{decl.name}"
-        value = str(out.get(key, "")) or str(decl.expr.literal.value if decl.expr.literal else "")
-        m = PIN_RE.fullmatch(f'"{value}"')
-        if m is None:
-            if key in out:
+    for key, value, given in workflows.image_inputs(_executable(flow, task), inputs):
+        image = images.resolve_pinned(value, key, found)
+        if image is None:
+            if given:
                 continue  # a reference of the user's own: leave it
-            raise UserError(f"{flow.path.name}: default of {decl.name} is not a pinned batchpipes image")
-        name = m["name"]
-        if name not in images:
-            raise UserError(f"{key} names unknown image '{value}': known images are "
-                            f"{', '.join(sorted(images))} (folders under containers/)")
-        if images[name].tag != m["tag"]:
-            raise UserError(f"{key} is {value} but containers/{name} is at {images[name].tag}: "
-                            "run 'batchpipes images pin' or give the current tag")
-        if not images[name].local_build:
+            raise UserError(f"{flow.path.name}: default of {key.rpartition('.')[2]} is not a pinned batchpipes image")
+        if not image.local_build:
             log.info("%s: %s needs a GPU build host; it is not built here (used only by GPU runs)", key, value)
             continue
-        out[key] = containers.publish_local(images[name])
+        out[key] = containers.publish_local(image)
     return out
 
 
@@ -117,36 +118,17 @@ def new_run_dir(parent: Path, name: str) -> Path:
     return path
 
 
-def check_local_paths(inputs: dict[str, Any]) -> None:
+def check_local_paths(exe: WDL.Tree.Workflow | WDL.Tree.Task, inputs: dict[str, Any]) -> None:
     """Local-run limits of podman that would otherwise fail deep inside miniwdl."""
-    def walk(key: str, value: Any) -> None:
-        if isinstance(value, list):
-            for item in value:
-                walk(key, item)
-        elif isinstance(value, str) and value.startswith("/") and ":" in value and Path(value).exists():
-            raise UserError(f"{key} names '{value}', whose path holds ':', which podman cannot mount: rename the "
+
+    def check(key: str, value: WDL.Value.File | WDL.Value.Directory) -> str:
+        path = str(value.value)
+        if path.startswith("/") and ":" in path and Path(path).exists():
+            raise UserError(f"{key} names '{path}', whose path holds ':', which podman cannot mount: rename the "
                             "file or give a link to it without ':' (on AWS such names are fine)")
-    for key, value in inputs.items():
-        walk(key, value)
+        return path
 
-
-@contextlib.contextmanager
-def _signals_caught() -> Iterator[list[int]]:
-    """For the block, SIGINT and SIGTERM are recorded in the yielded list instead of stopping the process."""
-    got: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield got
-        return
-
-    def record(signum: int, _frame: object) -> None:
-        got.append(signum)
-
-    old = {sig: signal.signal(sig, record) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield got
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+    workflows.map_files(exe, inputs, check)
 
 
 def _run_miniwdl(cmd: list[str], run_dir: Path, verbose: bool) -> tuple[int, str, str]:
@@ -157,7 +139,8 @@ def _run_miniwdl(cmd: list[str], run_dir: Path, verbose: bool) -> tuple[int, str
     whose mounts lie in this run's folder are stopped before this returns.
     """
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with _signals_caught() as signals:
+    signals: list[int] = []  # SIGINT/SIGTERM received during the run, recorded instead of stopping this process
+    with stop_signals_handled(lambda signum, _frame: signals.append(signum)):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.PIPE,
                                 text=True, env=env, start_new_session=True)
         out, err = "", ""
@@ -196,21 +179,28 @@ def run(
     run_dir: Path,
     call_cache: bool = True,
     verbose: bool = False,
+    task: str | None = None,
 ) -> RunResult:
     """Run ``flow`` with validated ``inputs`` under miniwdl in a new folder under ``run_dir``; raise UserError
-    with the task's message, or Interrupted (after stopping every task container) on SIGINT/SIGTERM."""
-    check_local_paths(inputs)
-    inputs = resolve_images(flow, inputs)
-    containers.start_registry()
+    with the task's message, or Interrupted (after stopping every task container) on SIGINT/SIGTERM.
+
+    With ``task``, run only that task of ``flow``'s file (inputs keyed ``<task>.<input>``); nothing is published.
+    """
+    check_local_paths(_executable(flow, task), inputs)
+    inputs = resolve_images(flow, inputs, task)
+    registry.start_registry()
     cfg = miniwdl_config(call_cache)
-    here = new_run_dir(run_dir, flow.name)
+    name = task or flow.name
+    here = new_run_dir(run_dir, name)
     # miniwdl keeps its own copy (inputs.json in the run folder); this one is removed after the run.
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix=f".{flow.name}.inputs.", dir=here,
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix=f".{name}.inputs.", dir=here,
                                      delete=False) as fh:
         json.dump(inputs, fh, indent=2)
     inputs_file = Path(fh.name)
     cmd = [sys.executable, "-m", "WDL", "run", str(flow.path), "-i", str(inputs_file),
            "--dir", f"{here}/.", "--cfg", str(cfg), "--error-json"]
+    if task is not None:
+        cmd += ["--task", task]
     if not call_cache:
         cmd.append("--no-cache")
     if verbose:
@@ -226,11 +216,12 @@ def run(
         result = {}
     if returncode != 0:
         if result.get("error"):
-            raise UserError(f"{flow.name} failed in {task_error(result)}")
+            raise UserError(f"{name} failed in {task_error(result)}")
         tail = stderr.strip().splitlines()[-1:] or ["see the miniwdl log"]
-        raise UserError(f"{flow.name} failed: {tail[0]}")
+        raise UserError(f"{name} failed: {tail[0]}")
     done = RunResult(run_dir=Path(result.get("dir", here)), outputs=result.get("outputs", {}))
-    done.results_dir = results.publish(flow, inputs, done.run_dir, done.outputs)
+    if task is None:
+        done.results_dir = results.publish(flow, inputs, done.run_dir, done.outputs)
     return done
 
 

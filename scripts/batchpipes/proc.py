@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+import signal
 import subprocess
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 from .errors import ToolError, UserError
 
 log = logging.getLogger(__name__)
+
+#: Signals that stop a run or a staging (exit status 128 + the signal number: 130 for SIGINT, 143 for SIGTERM).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def require(exe: str, hint: str) -> str:
@@ -54,3 +61,18 @@ def run(
         last = tail[-1].strip() if tail else f"exit status {proc.returncode}"
         raise ToolError(f"{what} failed: {last}")
     return proc
+
+
+@contextlib.contextmanager
+def stop_signals_handled(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """For the block, SIGINT and SIGTERM call ``handler`` instead of stopping the process; the previous handlers
+    come back after it. Only the main thread receives signals: elsewhere nothing is installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

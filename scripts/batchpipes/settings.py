@@ -15,8 +15,8 @@ LOCAL_REGISTRY = os.environ.get("BATCHPIPES_LOCAL_REGISTRY", "127.0.0.1:5000")
 IMAGE_NAMESPACE = "batchpipes"
 #: The base image the Dockerfiles name by default (``ARG BASE_IMAGE``).
 BASE_IMAGE = "debian:bookworm-slim"
-#: Where the base image comes from when it cannot be pulled.
-DEBIAN_MIRROR = os.environ.get("BATCHPIPES_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+# The Debian mirror (debootstrap, build argument DEBIAN_MIRROR) comes from the machine's apt sources:
+# batchpipes.apt_sources.debian_mirror() (override: BATCHPIPES_DEBIAN_MIRROR).
 
 REPO_ROOT = REPO_ROOT
 CONTAINERS_DIR = REPO_ROOT / "containers"

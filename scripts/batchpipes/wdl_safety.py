@@ -10,29 +10,16 @@ So a placeholder in a task's ``command`` may only be
 
 String and File values therefore reach the shell through files, read into double-quoted variables
 (``mapfile -t v < ~{write_lines([sample_name, fastq_r1])}``).
+
+The ``ShellSafety`` rule of :mod:`batchpipes.wdl_lint` (run by ``batchpipes check``) applies this contract to
+every placeholder of every task command.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import WDL
 
 SAFE_FUNCTIONS = frozenset({"write_lines", "write_json", "write_tsv", "write_map"})
-
-
-@dataclass(frozen=True)
-class Violation:
-    path: Path
-    task: str
-    line: int
-    placeholder: str
-    type: str
-
-    def __str__(self) -> str:
-        return (f"{self.path}:{self.line}: task {self.task}: ~{{{self.placeholder}}} pastes a {self.type} into the "
-                "command: pass it through ~{write_lines([...])} and a quoted variable")
 
 
 def _scalar_safe(ty: WDL.Type.Base) -> bool:
@@ -48,15 +35,4 @@ def placeholder_is_safe(expr: WDL.Expr.Base) -> bool:
     return _scalar_safe(expr.type)
 
 
-def violations(path: Path) -> list[Violation]:
-    """Every placeholder in every task command of the WDL file ``path`` that breaks the contract."""
-    doc = WDL.load(str(path))
-    found = []
-    for task in doc.tasks:
-        for part in task.command.parts:
-            if isinstance(part, WDL.Expr.Placeholder) and not placeholder_is_safe(part.expr):
-                found.append(Violation(path, task.name, part.pos.line, str(part.expr), str(part.expr.type)))
-    return found
-
-
-__all__ = ["SAFE_FUNCTIONS", "Violation", "placeholder_is_safe", "violations"]
+__all__ = ["SAFE_FUNCTIONS", "placeholder_is_safe"]

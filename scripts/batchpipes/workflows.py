@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -74,8 +75,8 @@ def read_json(path: Path) -> dict[str, Any]:
 #: The one rule for names that become file names, folder names or tags (sample_name, name, output_name, ...):
 #: declared as ``pattern`` in parameter_meta and checked again inside the tasks.
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-NAME_RULE = ("may hold only letters, digits, '.', '_' and '-', 1 to 64 characters starting with a letter or digit: "
-             "rename it")
+#: The same words as the images' task_common.NAME_RULE (tests/test_code_quality.py keeps them equal).
+NAME_RULE = "may hold only letters, digits, '.', '_' and '-' (at most 64, not starting with . _ -): rename it"
 
 #: Bounds on resource inputs, by the end of the input's name. A request outside them is a typo, not a plan:
 #: the largest instances AWS Batch can use have 192 vCPUs (448 on u-* high-memory instances, which Batch
@@ -91,6 +92,11 @@ RESOURCE_BOUNDS: dict[str, tuple[int, int]] = {
 #: What an ``*_image`` input may hold: a container image reference (registry/repository:tag or @digest).
 IMAGE_REF_RE = re.compile(r"([A-Za-z0-9.-]+:[0-9]{1,5}/)?"  # a registry with a port, e.g. 127.0.0.1:5000/
                           r"[A-Za-z0-9][A-Za-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(@sha256:[0-9a-f]{64})?")
+#: Workflow (and task) inputs that GPU tasks pass to their runtime ``queueArn``, and which queue of the rendered
+#: Cromwell configuration fills each in (``batchpipes aws cromwell-command``) when an inputs file leaves it unset.
+GPU_QUEUE_INPUT = "gpu_queue_arn"
+CPU_QUEUE_INPUT = "cpu_queue_arn"
+QUEUE_INPUTS = {GPU_QUEUE_INPUT: "gpu", CPU_QUEUE_INPUT: "cpu"}
 #: What an ``*_queue_arn`` input may hold: empty, or an AWS Batch job queue ARN.
 QUEUE_ARN_RE = re.compile(r"(arn:aws[a-z-]*:batch:[a-z0-9-]+:[0-9]{12}:job-queue/[A-Za-z0-9_-]{1,128})?")
 #: Characters no input value may hold: control characters (newline, carriage return, NUL, escape, ...).
@@ -119,11 +125,53 @@ def _calls(node: WDL.Tree.WorkflowNode) -> list[WDL.Tree.Call]:
     return []
 
 
+def values_in(value: WDL.Value.Base) -> Iterator[WDL.Value.Base]:
+    """``value`` and every value inside it (arrays, pairs, maps with their keys, structs and optionals walked)."""
+    yield value
+    for child in value.children:
+        yield from values_in(child)
+
+
+def file_values(value: WDL.Value.Base) -> Iterator[WDL.Value.File | WDL.Value.Directory]:
+    """Every File and Directory value inside ``value``: the one walk over the paths an input names."""
+    return (v for v in values_in(value) if isinstance(v, WDL.Value.File | WDL.Value.Directory))
+
+
+#: What ``map_files`` calls for each File or Directory value: (input key, value) -> the path to put in its place.
+PathFn = Callable[[str, "WDL.Value.File | WDL.Value.Directory"], str]
+
+
+def map_files(exe: WDL.Tree.Workflow | WDL.Tree.Task, inputs: dict[str, Any], fn: PathFn) -> dict[str, Any]:
+    """``inputs`` (JSON keyed ``<exe>.<input>``, typed by the inputs of the workflow or task ``exe``) with every
+    File and Directory value replaced by what ``fn`` returns for it; ``fn`` may raise UserError to refuse one."""
+    try:
+        env = WDL.values_from_json(inputs, exe.available_inputs, namespace=exe.name)
+    except (WDL.Error.InputError, WDL.Error.EvalError) as exc:
+        raise UserError(f"inputs of {exe.name}: {exc}") from exc
+    values = {f"{exe.name}.{binding.name}": binding.value for binding in env}
+    out = dict(inputs)
+    order = {key: i for i, key in enumerate(inputs)}
+    for key in sorted(values, key=lambda k: order.get(k, len(order))):  # in the order of the inputs, as given
+        for v in file_values(values[key]):
+            v.value = fn(key, v)
+        out[key] = values[key].json
+    return out
+
+
+def image_inputs(exe: WDL.Tree.Workflow | WDL.Tree.Task, inputs: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
+    """``(key, value, given)`` of each ``*_image`` input of ``exe`` that has a value: the one in ``inputs``
+    (``given``), else its literal default."""
+    for decl in exe.inputs or []:
+        key = f"{exe.name}.{decl.name}"
+        literal = decl.expr.literal if decl.expr is not None else None
+        value = str(inputs.get(key) or (literal.value if literal is not None else ""))
+        if decl.name.endswith("_image") and value:
+            yield key, value, bool(inputs.get(key))
+
+
 def _strings(value: WDL.Value.Base) -> list[str]:
-    """Every String and File value in ``value`` (arrays, pairs, maps and optionals walked)."""
-    if isinstance(value, WDL.Value.String):  # File and Directory are subclasses
-        return [value.value]
-    return [s for child in value.children for s in _strings(child)]
+    """Every String, File and Directory value in ``value``."""
+    return [v.value for v in values_in(value) if isinstance(v, WDL.Value.String)]  # File, Directory: subclasses
 
 
 def _check_value(doc: WDL.Document, name: str, value: WDL.Value.Base, where: str) -> None:
@@ -158,7 +206,7 @@ def _check_value(doc: WDL.Document, name: str, value: WDL.Value.Base, where: str
             if base == suffix or base.endswith("_" + suffix):
                 if not low <= value.value <= high:
                     raise UserError(f"{where}: {key} is {value.value}: give {low} to {high} "
-                                    f"(the bounds on {suffix} requests, see README 'Errors')")
+                                    f"(the bounds on {suffix} requests, see docs/troubleshooting.md)")
                 break
 
 
@@ -212,15 +260,9 @@ def validate(
         for binding in env:
             _check_value(doc, binding.name, binding.value, where)
             key = f"{wf.name}.{binding.name}"
-
-            def fix(v: WDL.Value.Base, key: str = key, where: str = where, base: Path = base) -> WDL.Value.Base:
-                if isinstance(v, WDL.Value.File | WDL.Value.Directory):
-                    v.value = _resolve_path(v.value, base, key, where, check_files)
-                for child in v.children:
-                    fix(child)
-                return v
-
-            resolved[key] = fix(binding.value).json
+            for v in file_values(binding.value):
+                v.value = _resolve_path(v.value, base, key, where, check_files)
+            resolved[key] = binding.value.json
     order = {k: i for i, k in enumerate([*from_file, *from_set])}
     return dict(sorted(resolved.items(), key=lambda kv: order.get(kv[0], len(order))))
 

@@ -1,9 +1,10 @@
 version 1.0
 
 # snpEff annotation. Every String and File reaches the shell through a write_lines() file and is used
-# only as a quoted variable or a program argument (README "Shell safety"). The contig rule (which
+# only as a quoted variable or a program argument (docs/development.md, "Shell safety"). The contig rule (which
 # contigs must carry genes) is in containers/snpeff/snpeff_contigs.py; GenBank is converted to GFF3
-# by containers/snpeff/gbk2gff3.py so that tRNA, rRNA and other non-coding genes are kept.
+# by containers/snpeff/gbk2gff3.py so that tRNA, rRNA and other non-coding genes are kept; the other
+# checks and snpEff.config are containers/snpeff/snpeff_tasks.py (snpeff-tasks in the image).
 
 task build_snpeff_db {
     meta {
@@ -23,7 +24,7 @@ task build_snpeff_db {
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
         }
         codon_table: "snpEff codon table for every contig (e.g. Vertebrate_Mitochondrial, Bacterial_and_Plant_Plastid). When absent: a GenBank record's /transl_table, else the standard table. A GenBank /transl_table that disagrees is an error"
-        docker_image: "Image with snpEff"
+        docker_image: "Image with snpEff and snpeff-tasks"
         cpu: "Number of CPUs requested"
         memory_gb: "Memory requested, GiB (the Java heap is 1 GiB less)"
         disk_gb: "Scratch disk, GiB; default derived from the inputs"
@@ -37,7 +38,7 @@ task build_snpeff_db {
         File reference_fai
         String genome_name = "custom"
         String? codon_table
-        String docker_image = "batchpipes/snpeff:3c28ae429b1b"
+        String docker_image = "batchpipes/snpeff:ba267b86fa88"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -52,60 +53,24 @@ task build_snpeff_db {
         set -euo pipefail
         mapfile -t f < ~{write_lines([annotation, reference_fasta, reference_fai])}
         mapfile -t g < ~{write_lines([genome_name])}
-        mapfile -t codon < ~{write_lines(select_all([codon_table]))}
         if [ "${#f[@]}" -ne 3 ]; then
             echo "ERROR: an input path contains a newline: rename the file" >&2; exit 1
         fi
-        if [ "${#g[@]}" -ne 1 ] || [[ ! "${g[0]}" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; then
-            shown=$(printf '%s' "${g[*]}" | tr -c '[:print:]' '?')
-            echo "ERROR: genome_name '${shown}' may hold only letters, digits, '.', '_' and '-' (at most 64, not starting with . _ -): rename it" >&2; exit 1
-        fi
+        snpeff-tasks check-name genome_name -- "${g[@]}"
         genome=${g[0]} annotation=${f[0]} fasta=${f[1]} fai=${f[2]}
         name=$(basename -- "$annotation")
-        if [ "${#codon[@]}" -gt 1 ] || { [ "${#codon[@]}" -eq 1 ] && ! sed -n 's/^codon\.\([^[:space:]:]*\)[[:space:]]*:.*/\1/p' /etc/snpeff/snpEff.config | grep -qxF -- "${codon[0]}"; }; then
-            shown=$(printf '%s' "${codon[*]}" | tr -c '[:print:]' '?')
-            echo "ERROR: codon_table '${shown}' is not a snpEff codon table (e.g. Vertebrate_Mitochondrial, Bacterial_and_Plant_Plastid; see codon.* in snpEff.config)" >&2; exit 1
-        fi
-
         data="$PWD/db/data/$genome"
-        mkdir -p "$data"
-        summary=()
-        head_line=$( (gzip -cdf -- "$annotation" || true) | head -n 1)
-        case "$head_line" in
-            LOCUS*)
-                # snpEff's own GenBank reader keeps only CDS: convert to GFF3 with every gene.
-                format=gff3
-                # The records' /transl_table gives each sequence its codon table (a given codon_table must agree).
-                given=()
-                if [ "${#codon[@]}" -eq 1 ]; then given=(--codon-table "${codon[0]}"); fi
-                gbk2gff3.py --fai "$fai" --gff "$data/genes.gff" --fasta gbk_sequences.fa \
-                    --summary gbk_summary.tsv --label "$name" --genome "$genome" --codon-config codons.config \
-                    "${given[@]}" -- "$annotation"
-                summary=(--summary gbk_summary.tsv) ;;
-            "##gff-version 3"*) format=gff3; gzip -cdf -- "$annotation" > "$data/genes.gff" ;;
-            *)
-                if (gzip -cdf -- "$annotation" || true) | grep -v '^#' | head -n 5 | awk -F '\t' 'NF != 9 || $9 !~ /gene_id/ { bad = 1 } END { exit bad }'; then
-                    format=gtf22; gzip -cdf -- "$annotation" > "$data/genes.gtf"
-                else
-                    echo "ERROR: annotation '${name}' is not GenBank (LOCUS), GFF3 (##gff-version 3) or GTF (9 columns with gene_id)" >&2; exit 1
-                fi ;;
-        esac
-        # Names first (seconds), before snpEff spends minutes building: some annotated sequence must be a contig.
-        genes="$data/genes.gff"; [ "$format" = gff3 ] || genes="$data/genes.gtf"
-        snpeff_contigs.py precheck --annotation "$genes" --fai "$fai" --label "$name"
+        # Checks codon_table; writes data/<genome>/genes.gff or genes.gtf (GenBank through gbk2gff3.py, every gene
+        # kept); checks in seconds, before snpEff's minutes, that some annotated sequence is a reference contig;
+        # writes db/snpEff.config (codon tables: codon_table for every contig, else the records' /transl_table).
+        snpeff-tasks prepare --annotation "$annotation" --fai "$fai" --genome "$genome" --label="$name" \
+            --codon-table-file ~{write_lines(select_all([codon_table]))} --data "$data" --config db/snpEff.config \
+            > prepared.tsv
+        IFS=$'\t' read -r format genes < prepared.tsv
+        summary=(); if [ -f gbk_summary.tsv ]; then summary=(--summary gbk_summary.tsv); fi
         # Exon sequences and every contig's length come from the reference itself (a contig unknown to
         # snpEff would give ERROR_OUT_OF_CHROMOSOME_RANGE instead of intergenic annotations).
         cp -- "$fasta" "$data/sequences.fa"
-        {
-            grep -v '^data.dir' /etc/snpeff/snpEff.config
-            echo "data.dir = ./data/"
-            echo "${genome}.genome : ${genome}"
-            if [ "${#codon[@]}" -eq 1 ]; then
-                cut -f1 -- "$fai" | while IFS= read -r contig; do echo "${genome}.${contig}.codonTable : ${codon[0]}"; done
-            elif [ -f codons.config ]; then
-                cat codons.config
-            fi
-        } > db/snpEff.config
         java -Xmx~{heap_gb}g -jar /usr/share/java/snpeff.jar build -noLog -c db/snpEff.config -dataDir "$PWD/db/data" \
             "-${format}" -noCheckCds -noCheckProtein -v "$genome" 2> build.log \
             || { tail -n 20 build.log >&2; echo "ERROR: snpEff could not build a database from '${name}'" >&2; exit 1; }
@@ -159,7 +124,7 @@ task annotate_variants {
             description: "Output prefix",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
         }
-        docker_image: "Image with snpEff"
+        docker_image: "Image with snpEff and snpeff-tasks"
         cpu: "Number of CPUs requested"
         memory_gb: "Memory requested, GiB (the Java heap is 1 GiB less)"
         disk_gb: "Scratch disk, GiB; default derived from the inputs"
@@ -172,7 +137,7 @@ task annotate_variants {
         File database
         String genome_name = "custom"
         String sample_name
-        String docker_image = "batchpipes/snpeff:3c28ae429b1b"
+        String docker_image = "batchpipes/snpeff:ba267b86fa88"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -191,22 +156,13 @@ task annotate_variants {
         if [ "${#f[@]}" -ne 2 ]; then
             echo "ERROR: an input path contains a newline: rename the file" >&2; exit 1
         fi
-        if [ "${#g[@]}" -ne 1 ] || [[ ! "${g[0]}" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; then
-            shown=$(printf '%s' "${g[*]}" | tr -c '[:print:]' '?')
-            echo "ERROR: genome_name '${shown}' may hold only letters, digits, '.', '_' and '-' (at most 64, not starting with . _ -): rename it" >&2; exit 1
-        fi
-        if [ "${#n[@]}" -ne 1 ] || [[ ! "${n[0]}" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; then
-            shown=$(printf '%s' "${n[*]}" | tr -c '[:print:]' '?')
-            echo "ERROR: sample_name '${shown}' may hold only letters, digits, '.', '_' and '-' (at most 64, not starting with . _ -): rename it" >&2; exit 1
-        fi
+        snpeff-tasks check-name genome_name -- "${g[@]}"
+        snpeff-tasks check-name sample_name -- "${n[@]}"
         genome=${g[0]} sample=${n[0]} vcf=${f[0]} database=${f[1]}
         mkdir db
         tar -xzf "$database" -C db \
             || { echo "ERROR: database '$(basename -- "$database")' is not a tarball from build_snpeff_db" >&2; exit 1; }
-        if [ ! -s "db/data/$genome/snpEffectPredictor.bin" ]; then
-            have=$(find db/data -mindepth 2 -maxdepth 2 -name snpEffectPredictor.bin -printf '%h\n' 2>/dev/null | xargs -r -n1 basename | paste -sd, -)
-            echo "ERROR: the snpEff database has no genome '${genome}' (it has: ${have:-none}): give the genome_name used to build it" >&2; exit 1
-        fi
+        snpeff-tasks check-db -- db/data "$genome"
         # Before snpEff runs: every VCF contig with calls must carry genes or be a gene-less reference contig.
         snpeff_contigs.py check --manifest "db/data/$genome/contigs.tsv" --db "db/data/$genome/snpEffectPredictor.bin" --vcf "$vcf"
         java -Xmx~{heap_gb}g -jar /usr/share/java/snpeff.jar ann -noLog -c db/snpEff.config -dataDir "$PWD/db/data" -nodownload \
@@ -215,11 +171,7 @@ task annotate_variants {
           | bgzip -c > "$sample.ann.vcf.gz.part" \
           || { tail -n 20 snpeff.log >&2; echo "ERROR: snpEff annotation failed" >&2; exit 1; }
         # snpEff could not place a call: never published as if annotated.
-        unplaced=$(bgzip -cd "$sample.ann.vcf.gz.part" | awk -F '\t' '!/^#/ && /ERROR_(OUT_OF_CHROMOSOME_RANGE|CHROMOSOME_NOT_FOUND)/ { n++; if (n == 1) { c = $1; p = $2 } } END { if (n) print n " call(s) (the first at " c ":" p ")" }')
-        if [ -n "$unplaced" ]; then
-            rm -f "$sample.ann.vcf.gz.part"
-            echo "ERROR: snpEff could not place ${unplaced} in genome '${genome}' (beyond the end of the contig, or an unknown contig): the calls were made on another assembly than the database's reference" >&2; exit 1
-        fi
+        snpeff-tasks unplaced -- "$sample.ann.vcf.gz.part" "$genome" || { rm -f "$sample.ann.vcf.gz.part"; exit 1; }
         mv "$sample.ann.vcf.gz.part" "$sample.ann.vcf.gz"
         tabix -p vcf "$sample.ann.vcf.gz"
         mv "$sample.snpeff.genes.txt" "$sample.snpeff.genes.tsv"

@@ -20,7 +20,7 @@ task alignment_qc {
             description: "Sample name: output prefix",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
         }
-        docker_image: "Image with samtools"
+        docker_image: "Image with samtools and genomics-tasks"
         cpu: "Threads for samtools"
         memory_gb: "Memory requested, GiB"
         disk_gb: "Scratch disk, GiB; default derived from the inputs"
@@ -34,7 +34,7 @@ task alignment_qc {
         File reference_fasta
         File? targets
         String sample_name
-        String docker_image = "batchpipes/genomics:1141a18e66da"
+        String docker_image = "batchpipes/genomics:dde75006596b"
         Int cpu = 2
         Int memory_gb = 2
         Int? disk_gb
@@ -46,17 +46,15 @@ task alignment_qc {
 
     command <<<
         set -euo pipefail
-        # Every String and File reaches the shell through a file (see README "Shell safety").
+        # Every String and File reaches the shell through a file (see docs/development.md, "Shell safety").
         mapfile -t s < ~{write_lines([sample_name])}
         mapfile -t v < ~{write_lines([bam, bai, reference_fasta])}
         mapfile -t t < ~{write_lines(select_all([targets]))}
-        if [ "${#s[@]}" -ne 1 ] || [ "${#v[@]}" -ne 3 ] || [ "${#t[@]}" -gt 1 ]; then
+        genomics-tasks check-name sample_name -- "${s[@]}"
+        if [ "${#v[@]}" -ne 3 ] || [ "${#t[@]}" -gt 1 ]; then
             echo "ERROR: an input path or name contains a newline: rename it" >&2; exit 1
         fi
         sample=${s[0]}
-        if [[ ! "$sample" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; then
-            echo "ERROR: sample_name '${sample}' may hold only letters, digits, '.', '_' and '-' (at most 64, not starting with . _ -): rename it" >&2; exit 1
-        fi
         mkdir -p in tmp
         ln -s -- "${v[0]}" in/sample.bam
         ln -s -- "${v[1]}" in/sample.bam.bai
@@ -66,7 +64,7 @@ task alignment_qc {
         samtools flagstat -@ ~{cpu} -O json in/sample.bam > "tmp/${sample}.flagstat.json"
         if [ "${#t[@]}" -eq 1 ]; then
             # BED start is 0-based; samtools stats -t wants 1-based, inclusive: start + 1, same end.
-            awk 'BEGIN { FS = OFS = "\t" } /^(#|track|browser)/ || NF < 3 { next } { print $1, $2 + 1, $3 }' "${t[0]}" > in/targets.1based.tsv
+            genomics-tasks bed --one-based -- "${t[0]}" > in/targets.1based.tsv
             samtools stats -@ ~{cpu} --reference in/ref.fa -t in/targets.1based.tsv in/sample.bam > "tmp/${sample}.target.stats.txt"
         fi
         mv tmp/* .
@@ -111,7 +109,7 @@ task callable_regions {
         }
         min_depth: "A base is callable with at least this many reads (of MAPQ >= min_mapq) over it"
         min_mapq: "Reads with a lower mapping quality do not count (use the callers' own minimum)"
-        docker_image: "Image with mosdepth, bedtools and tabix"
+        docker_image: "Image with mosdepth, bedtools, tabix and genomics-tasks"
         cpu: "BAM decompression threads"
         memory_gb: "Memory requested, GiB (mosdepth holds 4 bytes per base of the longest contig: 1 GiB for human chr1)"
         disk_gb: "Scratch disk, GiB; default derived from the inputs"
@@ -128,7 +126,7 @@ task callable_regions {
         String sample_name
         Int min_depth = 4
         Int min_mapq = 20
-        String docker_image = "batchpipes/genomics:1141a18e66da"
+        String docker_image = "batchpipes/genomics:dde75006596b"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -140,61 +138,36 @@ task callable_regions {
 
     command <<<
         set -euo pipefail
-        # Every String and File reaches the shell through a file (see README "Shell safety").
+        # Every String and File reaches the shell through a file (see docs/development.md, "Shell safety").
         mapfile -t s < ~{write_lines([sample_name])}
         mapfile -t v < ~{write_lines([bam, bai, reference_fai])}
         mapfile -t t < ~{write_lines(select_all([targets]))}
-        if [ "${#s[@]}" -ne 1 ] || [ "${#v[@]}" -ne 3 ] || [ "${#t[@]}" -gt 1 ]; then
+        genomics-tasks check-name sample_name -- "${s[@]}"
+        if [ "${#v[@]}" -ne 3 ] || [ "${#t[@]}" -gt 1 ]; then
             echo "ERROR: an input path or name contains a newline: rename it" >&2; exit 1
         fi
         sample=${s[0]}
-        if [[ ! "$sample" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]]; then
-            echo "ERROR: sample_name '${sample}' may hold only letters, digits, '.', '_' and '-' (at most 64, not starting with . _ -): rename it" >&2; exit 1
-        fi
-        if [ ~{min_depth} -lt 1 ]; then echo "ERROR: min_depth must be at least 1, got ~{min_depth}" >&2; exit 1; fi
-        if [ ~{min_mapq} -lt 0 ]; then echo "ERROR: min_mapq must be 0 or more, got ~{min_mapq}" >&2; exit 1; fi
         mkdir -p in tmp
         ln -s -- "${v[0]}" in/sample.bam
         ln -s -- "${v[1]}" in/sample.bam.bai
-        ln -s -- "${v[2]}" in/ref.fa.fai
-
-        # Depth classes of every base: 0 reads, 1 to min_depth - 1, min_depth or more (mosdepth --quantize).
-        if [ ~{min_depth} -gt 1 ]; then
-            bins=0:1:~{min_depth}:
-            export MOSDEPTH_Q0=NO_COVERAGE MOSDEPTH_Q1=LOW_COVERAGE MOSDEPTH_Q2=CALLABLE
-        else
-            bins=0:1:
-            export MOSDEPTH_Q0=NO_COVERAGE MOSDEPTH_Q1=CALLABLE
-        fi
-        mosdepth -t ~{cpu} -n --quantize "$bins" --mapq ~{min_mapq} tmp/q in/sample.bam
-        gzip -cd tmp/q.quantized.bed.gz > tmp/classes.bed
+        # Depth class of every base (checks min_depth and min_mapq): NO_COVERAGE, LOW_COVERAGE, CALLABLE.
+        genomics-tasks mosdepth in/sample.bam tmp/q --min-depth ~{min_depth} --min-mapq ~{min_mapq} --threads ~{cpu}
         if [ "${#t[@]}" -eq 1 ]; then
             scope=targets
-            awk 'BEGIN { FS = OFS = "\t" } /^(#|track|browser)/ || NF < 3 { next } { print $1, $2, $3 }' "${t[0]}" > tmp/scope.bed
+            genomics-tasks bed -- "${t[0]}" > tmp/scope.bed
             # Targets are merged: each base of a class interval is counted once.
-            bedtools intersect -a tmp/classes.bed -b tmp/scope.bed > tmp/in_scope.bed
+            bedtools intersect -a tmp/q.classes.bed -b tmp/scope.bed > tmp/in_scope.bed
         else
             scope=genome
-            awk 'BEGIN { OFS = "\t" } { print $1, 0, $2 }' in/ref.fa.fai > tmp/scope.bed
-            cp tmp/classes.bed tmp/in_scope.bed
+            genomics-tasks bed --fai "${v[2]}" > tmp/scope.bed
+            cp tmp/q.classes.bed tmp/in_scope.bed
         fi
-        awk 'BEGIN { FS = OFS = "\t" } $4 == "CALLABLE" { print $1, $2, $3 }' tmp/in_scope.bed > tmp/callable.bed
+        # Totals; bases mosdepth did not list (contigs without reads) count as no coverage.
+        genomics-tasks callable --scope tmp/scope.bed --scope-name "$scope" --classes tmp/in_scope.bed \
+            --sample "$sample" --min-depth ~{min_depth} --min-mapq ~{min_mapq} --padding ~{target_padding} \
+            --bed-out tmp/callable.bed --summary-out "tmp/${sample}.callable.txt"
         bgzip -c tmp/callable.bed > "tmp/${sample}.callable.bed.gz"
         tabix -p bed "tmp/${sample}.callable.bed.gz"
-
-        # Totals; bases mosdepth did not list (contigs without reads) count as no coverage.
-        SAMPLE="$sample" SCOPE="$scope" LC_ALL=C awk -v depth=~{min_depth} -v mapq=~{min_mapq} -v pad=~{target_padding} '
-            BEGIN { FS = "\t" }
-            FILENAME == ARGV[1] { total += $3 - $2; next }
-            { n[$4] += $3 - $2 }
-            END {
-                callable = n["CALLABLE"] + 0; low = n["LOW_COVERAGE"] + 0; nc = total - callable
-                what = ENVIRON["SCOPE"] == "targets" ? "of the targets" (pad > 0 ? " (padded by " pad " bp)" : "") : "of the genome"
-                printf "%s: %d bp (%.2f%%) %s not callable (fewer than %d reads with MAPQ >= %d); %d of %d bp callable\n", \
-                    ENVIRON["SAMPLE"], nc, total ? 100 * nc / total : 0, what, depth, mapq, callable, total
-                printf "scope\t%s\ntotal_bp\t%d\ncallable_bp\t%d\nnot_callable_bp\t%d\nno_coverage_bp\t%d\nlow_coverage_bp\t%d\nmin_depth\t%d\nmin_mapq\t%d\n", \
-                    ENVIRON["SCOPE"], total, callable, nc, nc - low, low, depth, mapq
-            }' tmp/scope.bed tmp/in_scope.bed > "tmp/${sample}.callable.txt"
         echo "callable regions: $(head -n 1 "tmp/${sample}.callable.txt")" >&2
         mv "tmp/${sample}.callable.txt" "tmp/${sample}.callable.bed.gz.tbi" "tmp/${sample}.callable.bed.gz" .
     >>>

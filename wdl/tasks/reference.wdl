@@ -12,10 +12,10 @@ task index_reference {
     parameter_meta {
         reference_fasta: "Uncompressed reference FASTA; every sequence name (up to the first space) must be unique"
         aligner: {
-            description: "Aligner whose index to build",
+            description: "Aligner whose index to build (checked once, by align_reads: another value builds no index)",
             choices: ["bwa", "minimap2"]
         }
-        docker_image: "Image with samtools, bwa and minimap2"
+        docker_image: "Image with samtools, bwa, minimap2 and genomics-tasks"
         cpu: "Number of CPUs requested"
         memory_gb: "Memory requested, GiB (bwa index needs about 5.4 x the genome size in bytes)"
         disk_gb: "Scratch disk, GiB; default derived from the reference size"
@@ -26,7 +26,7 @@ task index_reference {
     input {
         File reference_fasta
         String aligner = "bwa"
-        String docker_image = "batchpipes/genomics:1141a18e66da"
+        String docker_image = "batchpipes/genomics:dde75006596b"
         Int cpu = 1
         Int memory_gb = 8
         Int? disk_gb
@@ -39,53 +39,20 @@ task index_reference {
 
     command <<<
         set -euo pipefail
-        # Every String and File reaches the shell through a file (see README "Shell safety").
+        # Every String and File reaches the shell through a file (see docs/development.md, "Shell safety").
         mapfile -t v < ~{write_lines([reference_fasta, fasta_name, aligner])}
         if [ "${#v[@]}" -ne 3 ]; then echo "ERROR: an input path or name contains a newline: rename it" >&2; exit 1; fi
         ref=${v[0]} name=${v[1]} aligner=${v[2]}
-        case "$aligner" in
-            bwa|minimap2) ;;
-            *) echo "ERROR: unknown aligner '${aligner}': choose bwa or minimap2" >&2; exit 1 ;;
-        esac
-        magic=$(head -c 2 -- "$ref" | od -An -tx1 | tr -d ' \n')
-        if [ "$magic" = "1f8b" ]; then
-            echo "ERROR: reference_fasta '${name}' is gzip-compressed: give the uncompressed FASTA (gunzip it first)" >&2
-            exit 1
-        fi
-        first=$(head -c 1 -- "$ref")
-        if [ "$first" != ">" ]; then
-            echo "ERROR: reference_fasta '${name}' is not FASTA: it should start with '>', found '${first}'" >&2
-            exit 1
-        fi
         # The .fai and the index keep the FASTA's file name (only ever a quoted variable here).
-        fa="./${name}"
-        ln -s -- "$ref" "$fa"
-        # samtools faidx reads the whole file once; htslib only warns about a repeated name and drops the
-        # second sequence, so its warning is turned into an error (the lines are found only then).
-        if ! samtools faidx "$fa" 2> faidx.log; then
-            if seq=$(grep -m1 -o "Different line length in sequence '[^']*'" faidx.log); then
-                echo "ERROR: reference_fasta '${name}': sequence ${seq#*sequence } has lines of different lengths, which samtools cannot index: rewrap the FASTA to one line length" >&2
-            else
-                msg=$(grep -m1 -v '^[[:space:]]*$' faidx.log | sed 's/^\[[^]]*\] *//' || true)
-                echo "ERROR: reference_fasta '${name}' could not be indexed (${msg}): give a complete, uncompressed FASTA" >&2
-            fi
-            exit 1
-        fi
-        if grep -q 'Ignoring duplicate sequence' faidx.log; then
-            grep -n '^>' -- "$fa" | LC_ALL=C awk '
-                { line = $0; sub(/:.*$/, "", line); name = substr($0, length(line) + 3); sub(/[ \t].*$/, "", name) }
-                name in seen { printf "%s\t%s\t%s\n", name, seen[name], line; exit }
-                { seen[name] = line }' > dup.txt
-            IFS=$'\t' read -r dname dfirst dsecond < dup.txt || true
-            echo "ERROR: reference_fasta '${name}' names contig '${dname}' twice (lines ${dfirst} and ${dsecond}): give every sequence a unique name" >&2
-            exit 1
-        fi
-        cat faidx.log >&2
+        ln -s -- "$ref" "./${name}"
+        # Not gzip, FASTA, indexable by samtools, every sequence name once (genomics-tasks faidx).
+        genomics-tasks faidx -- "./${name}" "$name"
         mkdir index
         ln -s "$PWD/${name}" "index/${name}"
         case "$aligner" in
             bwa) bwa index "index/${name}" ;;
             minimap2) minimap2 -x sr -t ~{cpu} -d "index/${name}.mmi" "index/${name}" ;;
+            *) echo "aligner '${aligner}': no index built (align_reads, which always runs, checks the aligner)" >&2 ;;
         esac
         rm "index/${name}"
     >>>

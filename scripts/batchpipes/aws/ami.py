@@ -21,6 +21,7 @@ import boto3
 import botocore.exceptions
 
 from ..errors import UserError
+from .constants import PROJECT_TAGS
 from .session import client, describe_error
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ SCRATCH_DEVICE = "/dev/xvdb"
 ROOT_GB = 50
 READY_MARK = "batchpipes-ami: ready"
 FAILED_MARK = "batchpipes-ami: FAILED"
-BUILD_TAGS = {"project": "batchpipes", "batchpipes:role": "ami-build"}
+BUILD_TAGS = {**PROJECT_TAGS, "batchpipes:role": "ami-build"}
 
 _SUBNET_RE = re.compile(r"subnet-[0-9a-f]{8,17}")
 _SG_RE = re.compile(r"sg-[0-9a-f]{8,17}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..aws_cmd import add_common
 from . import ami
+from .options import add_common
 from .session import session
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""The one check that an S3 bucket exists, may be used, and (optionally) is in a given region.
+"""S3 buckets: the rules of a bucket name, and the one check that a bucket exists, may be used, and
+(optionally) is in a given region.
 
 HeadBucket answers 404 for a bucket that does not exist and 403 for one that exists but refuses us (its
 owner is another account, the credentials lack ``s3:ListBucket`` on it, or its bucket policy denies them).
@@ -8,6 +9,7 @@ them to create a bucket they cannot create.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import botocore.exceptions
@@ -15,8 +17,21 @@ import botocore.exceptions
 from ..errors import UserError
 from .session import BOTO_FAILURES, describe_botocore, describe_error, error_code, is_access_denied
 
+#: An S3 bucket name (3-63 lowercase letters, digits, '-' or '.'; more rules in check_bucket_name).
+BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _MISSING = frozenset({"404", "NoSuchBucket", "NotFound"})
 _MOVED = frozenset({"301", "PermanentRedirect"})
+
+
+def check_bucket_name(bucket: str) -> str:
+    """The bucket name, or a UserError naming the S3 rule it breaks."""
+    if bucket.startswith("s3://"):
+        raise UserError(f"--bucket takes a bucket name, not a URL: use '{bucket[5:].split('/')[0]}'")
+    if not BUCKET_RE.fullmatch(bucket) or ".." in bucket or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", bucket) \
+            or bucket.startswith("xn--") or bucket.endswith("-s3alias"):
+        raise UserError(f"invalid S3 bucket name '{bucket}': use 3-63 lowercase letters, digits, '-' or '.', "
+                        "starting and ending with a letter or digit")
+    return bucket
 
 
 def access_denied_message(bucket: str, action: str = "list it (s3:ListBucket)") -> str:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..aws_cmd import add_common
 from . import cost, session
-from .jobs_cmd import _job_id
+from .options import add_common, job_id
 
 
 def register(asub: argparse._SubParsersAction) -> None:
     p = asub.add_parser("cost", help="cost of Batch jobs: job seconds x instance price, per job and total",
                         description=cost.__doc__)
     add_common(p)
-    p.add_argument("job_ids", nargs="+", type=_job_id, metavar="JOB_ID")
+    p.add_argument("job_ids", nargs="+", type=job_id, metavar="JOB_ID")
     p.add_argument("--price-file", type=Path, help="price table JSON (default: the bundled us-east-1 table)")
     p.add_argument("--instance-type", help="charge every attempt at this instance type")
     p.add_argument("--market", choices=cost.MARKETS, help="charge every attempt at this market")

@@ -1,38 +1,29 @@
-"""Cromwell on AWS Batch: render ``cromwell_conf/aws.conf``, check configurations and WDL runtime
-sections against what Cromwell's AWS backend reads, build the ``--imports`` zip and the run line.
+"""Cromwell's configuration for AWS Batch: render ``cromwell_conf/aws.conf`` and check configurations against
+what Cromwell's AWS backend reads (WDL runtime sections are checked by :mod:`batchpipes.wdl_lint`). The run's
+inputs are rewritten by ``cromwell_inputs``, the ``--imports`` zip and the run line made by ``cromwell_run``.
 
 The key lists below were written for this project from Cromwell's source (broadinstitute/cromwell,
-release 92):
-
-* backend config keys: ``supportedBackends/aws/src/main/scala/cromwell/backend/impl/aws/
-  AwsBatchAttributes.scala`` (``availableConfigKeys``) plus the common keys of
-  ``backend/src/main/scala/cromwell/backend/backend.scala``
-  (``CommonBackendConfigurationAttributes.commonValidConfigurationAttributeKeys``);
-* runtime attributes: ``supportedBackends/aws/src/main/scala/cromwell/backend/impl/aws/
-  AwsBatchRuntimeAttributes.scala`` (``runtimeAttributesBuilder``) plus the standard
-  ``continueOnReturnCode``/``failOnStderr``/``maxRetries`` validations.
+release 92): backend config keys from ``supportedBackends/aws/src/main/scala/cromwell/backend/impl/aws/
+AwsBatchAttributes.scala`` (``availableConfigKeys``) plus the common keys of
+``backend/src/main/scala/cromwell/backend/backend.scala``
+(``CommonBackendConfigurationAttributes.commonValidConfigurationAttributeKeys``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import WDL
-import WDL.Lint
 from pyhocon import ConfigFactory, ConfigTree
 from pyhocon.exceptions import ConfigException
 
-from .. import containers, settings, workflows
+from .. import settings
 from ..errors import UserError
-from ..files import read_json_object
-from ..images_cmd import PIN_RE
+from .buckets import check_bucket_name
 from .session import known_regions, parse_queue_arn
 
 log = logging.getLogger(__name__)
@@ -45,11 +36,6 @@ DEFAULT_HSQLDB = settings.CACHE_DIR / "cromwell-db" / "aws"
 
 ACTOR_FACTORY = "cromwell.backend.impl.aws.AwsBatchBackendLifecycleActorFactory"
 PROVIDER = "AWSBATCH"
-#: Workflow (and task) inputs that GPU tasks pass to their runtime ``queueArn``; filled in from the
-#: rendered configuration by ``cromwell-command`` when an inputs file leaves them unset.
-GPU_QUEUE_INPUT = "gpu_queue_arn"
-CPU_QUEUE_INPUT = "cpu_queue_arn"
-QUEUE_INPUTS = {GPU_QUEUE_INPUT: "gpu", CPU_QUEUE_INPUT: "cpu"}
 
 #: Keys Cromwell's AWS backend reads under ``backend.providers.<name>.config`` (leaf paths, as
 #: Cromwell's ``warnNotRecognized`` compares them). Anything else is ignored with a WARN.
@@ -82,41 +68,10 @@ AWS_REQUIRED_CONFIG_KEYS = (
     "default-runtime-attributes.queueArn", "default-runtime-attributes.scriptBucketName",
 )
 
-#: Runtime attributes Cromwell's AWS backend reads (AwsBatchRuntimeAttributes.scala). Others, e.g.
-#: ``preemptible``, ``bootDiskSizeGb``, ``gpuType``, ``cpuPlatform``, are ignored on AWS.
-AWS_RUNTIME_ATTRIBUTES = frozenset({
-    "docker", "container", "cpu", "memory", "gpuCount", "gpu", "disks", "queueArn", "scriptBucketName",
-    "awsBatchRetryAttempts", "awsBatchEvaluateOnExit", "ulimits", "sharedMemorySize", "jobTimeout",
-    "fuseMount", "logGroupName", "efsDelocalize", "efsMakeMD5", "tagResources", "tagHardware", "zones",
-    "noAddress", "continueOnReturnCode", "returnCodes", "failOnStderr", "maxRetries",
-})
-
-#: Runtime keys miniwdl knows (its UnknownRuntimeKey lint); others need a ``# !UnknownRuntimeKey`` pragma.
-MINIWDL_RUNTIME_KEYS: frozenset[str] = frozenset(
-    next(c for c in WDL.Lint._all_linters if c.__name__ == "UnknownRuntimeKey").known_keys)  # type: ignore[attr-defined]
-
-#: Runtime attributes every batchpipes task states explicitly (developers' guide).
-EXPLICIT_RUNTIME_KEYS = ("docker", "cpu", "memory", "disks", "maxRetries")
-
-_DISK = r"(local-disk|/[^\s,]+)( \d+ (SSD|HDD|LOCAL))?"
-_DISKS_RE = re.compile(rf"{_DISK}(\s*,\s*{_DISK})*")
-_MEMORY_RE = re.compile(r"\d+(\.\d+)? ?(B|KB|K|KiB|Ki|MB|M|MiB|Mi|GB|G|GiB|Gi|TB|T|TiB|Ti)")
-_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PLACEHOLDER_RE = re.compile(r"\{\{([A-Z_]+)\}\}")
 
 
 # -- inputs of the renderer -----------------------------------------------------------------------
-
-
-def check_bucket_name(bucket: str) -> str:
-    """The bucket name, or a UserError naming the S3 rule it breaks."""
-    if bucket.startswith("s3://"):
-        raise UserError(f"--bucket takes a bucket name, not a URL: use '{bucket[5:].split('/')[0]}'")
-    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", bucket) \
-            or bucket.startswith("xn--") or bucket.endswith("-s3alias"):
-        raise UserError(f"invalid S3 bucket name '{bucket}': use 3-63 lowercase letters, digits, '-' or '.', "
-                        "starting and ending with a letter or digit")
-    return bucket
 
 
 def check_queues(cpu_arn: str, gpu_arn: str, region: str | None) -> str:
@@ -391,237 +346,3 @@ def aws_settings(conf: ConfigTree, path: Path) -> AwsSettings:
         raise UserError(f"{path} still has placeholders: render it with 'batchpipes aws cromwell-config'")
     return AwsSettings(values["bucket"], values["cpu-queue-arn"], values["gpu-queue-arn"], values["region"])
 
-
-# -- WDL runtime sections -------------------------------------------------------------------------
-
-
-def _literal_shape(expr: WDL.Expr.Base) -> str | None:
-    """A string expression with every placeholder replaced by ``1``; None if not a string expression."""
-    if isinstance(expr, WDL.Expr.String):
-        out = []
-        for part in expr.parts:
-            if isinstance(part, str):
-                out.append(part)
-            else:
-                out.append("1")
-        text = "".join(out)
-        if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-            text = text[1:-1]
-        return text
-    return None
-
-
-def _idents(expr: WDL.Expr.Base) -> set[str]:
-    found = set()
-    if isinstance(expr, WDL.Expr.Ident):
-        found.add(str(expr.name))
-    for child in expr.children:
-        if isinstance(child, WDL.Expr.Base):
-            found |= _idents(child)
-    return found
-
-
-def task_runtime_problems(task: WDL.Tree.Task, source_lines: list[str], where: str) -> list[str]:
-    """Problems of one task's runtime section for Cromwell's AWS backend and for miniwdl."""
-    problems = []
-    runtime = task.runtime
-    for key, expr in runtime.items():
-        if key not in AWS_RUNTIME_ATTRIBUTES:
-            problems.append(f"{where}: runtime key '{key}' is not read by Cromwell's AWS backend")
-        line = source_lines[expr.pos.line - 1] if 0 < expr.pos.line <= len(source_lines) else ""
-        if key not in MINIWDL_RUNTIME_KEYS and "!UnknownRuntimeKey" not in line:
-            problems.append(f"{where}: runtime key '{key}' is unknown to miniwdl "
-                            "(add a '# !UnknownRuntimeKey' comment on its line)")
-    for key in EXPLICIT_RUNTIME_KEYS:
-        if key not in runtime and not (key == "docker" and "container" in runtime):
-            problems.append(f"{where}: runtime has no '{key}' (every batchpipes task states it)")
-    if "disks" in runtime:
-        shape = _literal_shape(runtime["disks"])
-        if shape is not None and not _DISKS_RE.fullmatch(shape):
-            problems.append(f"{where}: disks '{shape}' is not 'local-disk [N SSD|HDD]' or '/mount/point [N TYPE]'")
-    if "memory" in runtime:
-        shape = _literal_shape(runtime["memory"])
-        if shape is not None and not _MEMORY_RE.fullmatch(shape.strip()):
-            problems.append(f"{where}: memory '{shape}' is not a size such as '4 GiB'")
-    if "gpu" in runtime and "gpuCount" not in runtime:
-        problems.append(f"{where}: 'gpu' without 'gpuCount': Cromwell's AWS backend requests GPUs by gpuCount")
-    if "gpuCount" in runtime and "queueArn" not in runtime:
-        problems.append(f"{where}: GPU task without 'queueArn': it would run on the CPU queue "
-                        f"(add 'queueArn: if gpu then {GPU_QUEUE_INPUT} else {CPU_QUEUE_INPUT}')")
-    if "queueArn" in runtime:
-        queue_inputs = _queue_inputs(task)
-        if not queue_inputs:
-            problems.append(f"{where}: queueArn must come from task inputs named *_queue_arn (e.g. "
-                            f"'if gpu then {GPU_QUEUE_INPUT} else {CPU_QUEUE_INPUT}'), not a hard-coded ARN")
-    return problems
-
-
-def _calls(elements: list[Any]) -> Iterator[WDL.Tree.Call]:
-    for el in elements:
-        if isinstance(el, WDL.Tree.Call):
-            yield el
-        elif isinstance(el, WDL.Tree.Scatter | WDL.Tree.Conditional):
-            yield from _calls(el.body)
-
-
-def _queue_inputs(task: WDL.Tree.Task) -> set[str]:
-    """Task inputs named ``*_queue_arn`` that the runtime queueArn expression reads."""
-    if "queueArn" not in task.runtime:
-        return set()
-    names = {d.name for d in task.inputs or [] if d.name.endswith("_queue_arn")}
-    return _idents(task.runtime["queueArn"]) & names
-
-
-def workflow_routing_problems(doc: WDL.Document, where: str) -> list[str]:
-    """A workflow calling GPU tasks declares ``gpu_queue_arn`` and passes the queue inputs to them."""
-    wf = doc.workflow
-    if wf is None:
-        return []
-    problems: list[str] = []
-    wf_inputs = {d.name for d in wf.inputs or []}
-    for call in _calls(wf.body):
-        callee = call.callee
-        if not isinstance(callee, WDL.Tree.Task) or "gpuCount" not in callee.runtime:
-            continue
-        if GPU_QUEUE_INPUT not in wf_inputs:
-            problems.append(f"{where}: workflow {wf.name} calls GPU task {callee.name} but has no "
-                            f"'String {GPU_QUEUE_INPUT}' input")
-        for name in sorted(_queue_inputs(callee)):
-            if name not in call.inputs:
-                problems.append(f"{where}: call {call.name} does not pass '{name}' to GPU task {callee.name}")
-            if name in QUEUE_INPUTS and name not in wf_inputs:
-                problems.append(f"{where}: workflow {wf.name} has no 'String {name}' input for task {callee.name}")
-    return list(dict.fromkeys(problems))
-
-
-def wdl_runtime_problems(paths: list[Path]) -> list[str]:
-    """Runtime-section and GPU-routing problems over WDL files (tasks checked in their own file)."""
-    problems = []
-    for path in paths:
-        doc = workflows.load(path)
-        rel = path.relative_to(settings.REPO_ROOT) if path.is_relative_to(settings.REPO_ROOT) else path
-        lines = path.read_text().splitlines()
-        for task in doc.tasks:
-            problems += task_runtime_problems(task, lines, f"{rel} task {task.name}")
-        problems += workflow_routing_problems(doc, str(rel))
-    return problems
-
-
-# -- the --imports zip and the run line -----------------------------------------------------------
-
-
-def import_closure(top: Path) -> dict[str, Path]:
-    """Every file ``top`` imports, directly or not: zip member name (relative to top's folder) -> path."""
-    root = top.parent.resolve()
-    found: dict[str, Path] = {}
-
-    def visit(doc: WDL.Document) -> None:
-        for imp in doc.imports:
-            assert imp.doc is not None
-            path = Path(imp.doc.pos.abspath).resolve()
-            if not path.is_relative_to(root):
-                raise UserError(f"{top.name} imports {imp.uri}, which is outside {root}: "
-                                "keep imported WDL under the workflow's folder")
-            arc = path.relative_to(root).as_posix()
-            if arc not in found:
-                found[arc] = path
-                visit(imp.doc)
-
-    visit(workflows.load(top))
-    return found
-
-
-def build_imports_zip(top: Path, dest: Path) -> Path:
-    """Write the ``--imports`` zip of ``top`` (reproducible: fixed timestamps, sorted members)."""
-    members = import_closure(top)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for arc in sorted(members):
-            info = zipfile.ZipInfo(arc, date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, members[arc].read_bytes())
-    os.replace(tmp, dest)
-    return dest
-
-
-def ecr_registry(account: str, region: str) -> str:
-    suffix = ".amazonaws.com.cn" if region.startswith("cn-") else ".amazonaws.com"
-    return f"{account}.dkr.ecr.{region}{suffix}"
-
-
-def aws_inputs(flow: workflows.Workflow, inputs: dict[str, Any], aws: AwsSettings) -> dict[str, Any]:
-    """Inputs for a Cromwell run on AWS: pinned images pointed at ECR, the queue ARN inputs filled in.
-
-    Raises UserError for a local file path (the Batch jobs cannot read it) or a stale image pin.
-    """
-    doc = workflows.load(flow.path)
-    assert doc.workflow is not None
-    wf = doc.workflow
-    out = dict(inputs)
-    _require_remote_files(wf, out)
-    images = containers.discover()
-    registry = ecr_registry(aws.account, aws.region)
-    for decl in wf.inputs or []:
-        key = f"{wf.name}.{decl.name}"
-        if decl.name in QUEUE_INPUTS:
-            given = str(out.get(key) or "")
-            if given:
-                arn_region = parse_queue_arn(given)[0]
-                if arn_region != aws.region:
-                    raise UserError(f"{key} is in {arn_region} but the configuration is for {aws.region}")
-            else:
-                arn = aws.gpu_queue_arn if QUEUE_INPUTS[decl.name] == "gpu" else aws.cpu_queue_arn
-                out[key] = arn
-                log.info("%s = %s (from the rendered configuration)", key, arn)
-        if not decl.name.endswith("_image"):
-            continue
-        literal = decl.expr.literal if decl.expr is not None else None
-        value = str(out.get(key) or (literal.value if literal is not None else ""))
-        m = PIN_RE.fullmatch(f'"{value}"')
-        if m is None:
-            continue  # the user's own reference: left alone
-        image = images.get(m["name"])
-        if image is None:
-            raise UserError(f"{key} names unknown image '{value}': known images are {', '.join(sorted(images))}")
-        if image.tag != m["tag"]:
-            raise UserError(f"{key} is {value} but containers/{image.name} is at {image.tag}: "
-                            "run 'batchpipes images pin'")
-        out[key] = f"{registry}/{value}"
-    return out
-
-
-def _require_remote_files(wf: WDL.Tree.Workflow, data: dict[str, Any]) -> None:
-    env = WDL.values_from_json(data, wf.available_inputs, wf.required_inputs, namespace=wf.name)
-
-    def walk(name: str, v: WDL.Value.Base) -> None:
-        if isinstance(v, WDL.Value.File | WDL.Value.Directory) and not str(v.value).startswith("s3://"):
-            raise UserError(f"{wf.name}.{name} is the local path '{v.value}': AWS runs read s3:// URLs only "
-                            "(stage the data to S3 and use its s3:// URL)")
-        for child in v.children:
-            walk(name, child)
-
-    for binding in env:
-        walk(binding.name, binding.value)
-
-
-def java_command(config: Path, workflow: Path, inputs: Path, imports: Path, options: Path | None,
-                 jar: str) -> list[str]:
-    cmd = ["java", f"-Dconfig.file={_shown(config)}", "-jar", jar, "run", _shown(workflow),
-           "--inputs", _shown(inputs), "--imports", _shown(imports)]
-    if options is not None:
-        cmd += ["--options", _shown(options)]
-    return cmd
-
-
-def _shown(path: Path) -> str:
-    """A path relative to the working directory when it is below it, else absolute."""
-    path = path.resolve()
-    cwd = Path.cwd().resolve()
-    return path.relative_to(cwd).as_posix() if path.is_relative_to(cwd) else str(path)
-
-
-def read_options(path: Path) -> None:
-    """Check that a workflow options file holds a JSON object (Cromwell reads it itself)."""
-    read_json_object(path, "workflow options file")

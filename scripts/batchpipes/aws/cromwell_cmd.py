@@ -10,11 +10,11 @@ import shlex
 from pathlib import Path
 
 from .. import settings, workflows
-from ..aws_cmd import add_common
 from ..errors import UserError
 from ..files import write_atomically
-from . import cromwell
+from . import cromwell, cromwell_inputs, cromwell_run
 from .buckets import check_bucket
+from .options import add_common
 from .session import client, session
 
 log = logging.getLogger(__name__)
@@ -85,15 +85,15 @@ def _command(args: argparse.Namespace) -> int:
         problems = cromwell.check_aws_config(conf)
         if problems:
             raise UserError(f"{args.config}: {problems[0]}")
-        validated = cromwell.aws_inputs(flow, validated, cromwell.aws_settings(conf, args.config))
+        validated = cromwell_inputs.aws_inputs(flow, validated, cromwell.aws_settings(conf, args.config))
     if args.options is not None:
-        cromwell.read_options(args.options)
+        cromwell_run.read_options(args.options)
     out_dir = args.out_dir or args.config.resolve().parent
-    zip_path = cromwell.build_imports_zip(flow.path, out_dir / f"{flow.name}.imports.zip")
+    zip_path = cromwell_run.build_imports_zip(flow.path, out_dir / f"{flow.name}.imports.zip")
     inputs_out = out_dir / f"{flow.name}.inputs.json"
     write_atomically(inputs_out, json.dumps(validated, indent=2) + "\n")
     log.info("wrote %s and %s", zip_path, inputs_out)
     if aws_mode:
         log.info("images are read from ECR: push them first with 'batchpipes aws ecr-push'")
-    print(shlex.join(cromwell.java_command(args.config, flow.path, inputs_out, zip_path, args.options, args.jar)))
+    print(shlex.join(cromwell_run.java_command(args.config, flow.path, inputs_out, zip_path, args.options, args.jar)))
     return 0

@@ -24,7 +24,7 @@ import botocore.exceptions
 from .. import containers, settings
 from ..errors import UserError
 from ..proc import run
-from .cromwell import ecr_registry
+from .constants import PROJECT_TAGS
 from .session import account_id, client, describe_error, error_code
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,13 @@ log = logging.getLogger(__name__)
 KEEP_TAGGED = 20
 #: Days after which an untagged image (a layer left by an interrupted push) expires.
 UNTAGGED_DAYS = 7
-REPO_TAGS = [{"Key": "project", "Value": "batchpipes"}]
+REPO_TAGS = [{"Key": k, "Value": v} for k, v in PROJECT_TAGS.items()]
+
+
+def ecr_registry(account: str, region: str) -> str:
+    """The ECR registry host of ``account`` in ``region`` (China regions have their own domain)."""
+    suffix = ".amazonaws.com.cn" if region.startswith("cn-") else ".amazonaws.com"
+    return f"{account}.dkr.ecr.{region}{suffix}"
 
 
 def lifecycle_policy(keep: int = KEEP_TAGGED, untagged_days: int = UNTAGGED_DAYS) -> dict[str, Any]:

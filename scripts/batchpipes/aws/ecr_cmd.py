@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..aws_cmd import add_common
 from ..errors import UserError
 from . import ecr
+from .options import add_common
 from .session import session
 
 log = logging.getLogger(__name__)

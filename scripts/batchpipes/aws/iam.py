@@ -34,13 +34,14 @@ from typing import Any
 
 import botocore.exceptions
 
+from .constants import DEPLOYMENT_TAG
 from .session import error_code
 
 log = logging.getLogger(__name__)
 
 BATCH_SLR = "AWSServiceRoleForBatch"
 BATCH_SLR_PATH = "/aws-service-role/batch.amazonaws.com/"
-TAG = {"Key": "batchpipes:deployment"}
+TAG = {"Key": DEPLOYMENT_TAG}
 
 
 def _doc(*statements: dict[str, Any]) -> dict[str, Any]:

@@ -31,25 +31,18 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
-from .. import containers, mnp, settings
+from .. import containers, settings
 from ..errors import UserError
 from ..files import write_atomically
 from . import iam as iam_mod
+from . import mnp
 from .buckets import check_bucket
-from .cromwell import ecr_registry
+from .constants import DEPLOYMENT_TAG, SPEC_TAG, SPOT_RETRY
+from .ecr import ecr_registry
 from .session import account_id, client, describe_error, error_code
 
 log = logging.getLogger(__name__)
 
-TAG_KEY = "batchpipes:deployment"
-SPEC_TAG = "batchpipes:spec"
-SPOT_RETRY = {
-    "attempts": 3,
-    "evaluateOnExit": [
-        {"onStatusReason": "Host EC2*", "action": "RETRY"},
-        {"onReason": "*", "action": "EXIT"},
-    ],
-}
 CPU_FAMILIES = ["c5", "c6i", "m5", "m6i", "r5", "r6i"]
 GPU_FAMILIES = ["g4dn", "g5", "g6"]  # NVENC-capable; p3 is V100, a training part
 
@@ -69,7 +62,7 @@ Sleep = Callable[[float], None]
 #: * The hop limit therefore cannot keep job containers off the instance role either: in host mode they share
 #:   the host's network. What does keep the job's code off the instance role's S3 rights is running Cromwell
 #:   with ``aws_batch_job_role_arn`` set to the deployment's job role (the AWS CLI prefers the ECS
-#:   credentials to IMDS; see the README's IAM section). Limit 1 still stops any
+#:   credentials to IMDS; see docs/aws.md, Deploy). Limit 1 still stops any
 #:   bridge-network container (a container started by a job, a side tool) from getting IMDSv2 tokens.
 IMDS_HOP_LIMIT = 1
 
@@ -165,7 +158,7 @@ def check_network(ec2: Any, subnets: list[str], groups: list[str]) -> None:
 # -- launch templates and placement group -----------------------------------------------------------
 
 def launch_template_data(spec: Spec, ami: str | None) -> dict[str, Any]:
-    tags = [{"Key": TAG_KEY, "Value": spec.name}]
+    tags = [{"Key": DEPLOYMENT_TAG, "Value": spec.name}]
     data: dict[str, Any] = {
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled",
                             "HttpPutResponseHopLimit": IMDS_HOP_LIMIT},
@@ -197,7 +190,7 @@ def ensure_launch_template(ec2: Any, name: str, data: dict[str, Any], tag: str, 
             raise
         lt = ec2.create_launch_template(
             LaunchTemplateName=name, LaunchTemplateData=data, VersionDescription=description,
-            TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": TAG_KEY, "Value": tag}]}],
+            TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": DEPLOYMENT_TAG, "Value": tag}]}],
         )["LaunchTemplate"]
         changes.append(f"created launch template {name}")
         return {"id": lt["LaunchTemplateId"], "version": str(lt["LatestVersionNumber"])}
@@ -221,7 +214,7 @@ def ensure_placement_group(ec2: Any, name: str, tag: str, changes: list[str]) ->
                             "or choose another --name")
         return name
     ec2.create_placement_group(GroupName=name, Strategy="cluster", TagSpecifications=[
-        {"ResourceType": "placement-group", "Tags": [{"Key": TAG_KEY, "Value": tag}]}])
+        {"ResourceType": "placement-group", "Tags": [{"Key": DEPLOYMENT_TAG, "Value": tag}]}])
     changes.append(f"created placement group {name} (cluster)")
     return name
 
@@ -232,7 +225,7 @@ def compute_resources(spec: Spec, kind: str, roles: iam_mod.Roles, lts: dict[str
     base: dict[str, Any] = {
         "minvCpus": 0, "subnets": list(spec.subnets), "securityGroupIds": list(spec.security_groups),
         "instanceRole": roles.instance_profile_arn,
-        "tags": {TAG_KEY: spec.name, "Name": f"{spec.name}-{kind}"},
+        "tags": {DEPLOYMENT_TAG: spec.name, "Name": f"{spec.name}-{kind}"},
     }
     if kind == "cpu":
         return {**base, "type": "SPOT", "allocationStrategy": "SPOT_CAPACITY_OPTIMIZED", "maxvCpus": spec.max_vcpus,
@@ -263,7 +256,7 @@ def ensure_compute_environment(batch: Any, name: str, cr: dict[str, Any], servic
     ce = _describe_ce(batch, name)
     if ce is None:
         ce = batch.create_compute_environment(computeEnvironmentName=name, type="MANAGED", state="ENABLED",
-                                              computeResources=cr, serviceRole=service_role, tags={TAG_KEY: tag})
+                                              computeResources=cr, serviceRole=service_role, tags={DEPLOYMENT_TAG: tag})
         changes.append(f"created compute environment {name}")
         arn = str(ce["computeEnvironmentArn"])
     else:
@@ -292,7 +285,7 @@ def ensure_queue(batch: Any, name: str, ce_arns: list[str], tag: str, changes: l
     q = _describe_queue(batch, name)
     if q is None:
         q = batch.create_job_queue(jobQueueName=name, state="ENABLED", priority=1, computeEnvironmentOrder=order,
-                                   tags={TAG_KEY: tag})
+                                   tags={DEPLOYMENT_TAG: tag})
         changes.append(f"created job queue {name}")
     else:
         have = sorted((int(o["order"]), o["computeEnvironment"]) for o in q.get("computeEnvironmentOrder", []))
@@ -332,7 +325,7 @@ def ensure_job_definition(batch: Any, kwargs: dict[str, Any], tag: str, changes:
     revisions = sorted(_active_definitions(batch, name), key=lambda d: int(d["revision"]))
     if revisions and revisions[-1].get("tags", {}).get(SPEC_TAG) == digest:
         return str(revisions[-1]["jobDefinitionArn"])
-    tags = {**kwargs.get("tags", {}), TAG_KEY: tag, SPEC_TAG: digest}
+    tags = {**kwargs.get("tags", {}), DEPLOYMENT_TAG: tag, SPEC_TAG: digest}
     resp = batch.register_job_definition(**{**kwargs, "tags": tags})
     changes.append(f"registered job definition {name}:{resp['revision']}")
     return str(resp["jobDefinitionArn"])
@@ -457,8 +450,8 @@ def teardown(sess: boto3.session.Session, name: str, *, state_path: Path | None 
             if _delete_batch_resource(batch, "ce", n[f"ce_{kind}"], sleep, timeout):
                 removed.append(f"compute environment {n[f'ce_{kind}']}")
         for jd in _active_definitions(batch):
-            if jd.get("tags", {}).get(TAG_KEY) == name or (jd["jobDefinitionName"].startswith(f"{name}-")
-                                                           and TAG_KEY in jd.get("tags", {})):
+            if jd.get("tags", {}).get(DEPLOYMENT_TAG) == name or (jd["jobDefinitionName"].startswith(f"{name}-")
+                                                           and DEPLOYMENT_TAG in jd.get("tags", {})):
                 batch.deregister_job_definition(jobDefinition=jd["jobDefinitionArn"])
                 removed.append(f"job definition {jd['jobDefinitionName']}:{jd['revision']}")
         for lt in ("lt_cpu", "lt_gpu"):

@@ -7,21 +7,11 @@ import logging
 import re
 from pathlib import Path
 
-from ..aws_cmd import add_common
 from ..errors import UserError
 from . import infra, session
+from .options import add_common, deployment_name
 
 log = logging.getLogger(__name__)
-
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,39}$")
-
-
-def _name(value: str) -> str:
-    if not NAME_RE.match(value):
-        raise argparse.ArgumentTypeError(f"'{value}' is not a deployment name: use 1-40 letters, digits and "
-                                         "dashes, starting with a letter")
-    return value
-
 
 def _csv(value: str) -> list[str]:
     return [v for v in (x.strip() for x in value.split(",")) if v]
@@ -35,7 +25,7 @@ def register(asub: argparse._SubParsersAction) -> None:
         "MNP), job queues and job definitions. Re-running changes only what differs. Prints the queue ARNs "
         "and writes them to a local state JSON.")
     add_common(p)
-    p.add_argument("--name", type=_name, required=True, help="deployment name; prefixes every resource")
+    p.add_argument("--name", type=deployment_name, required=True, help="deployment name; prefixes every resource")
     p.add_argument("--bucket", action="append", required=True, dest="buckets",
                    help="S3 bucket the jobs may read and write (repeat for more)")
     p.add_argument("--subnets", type=_csv, required=True, help="comma-separated subnet ids")
@@ -58,7 +48,7 @@ def register(asub: argparse._SubParsersAction) -> None:
                         "the job definitions; delete launch templates, the placement group and the IAM roles and "
                         "policy. Waits for each step. The Batch service-linked role is shared and kept.")
     add_common(t)
-    t.add_argument("--name", type=_name, required=True, help="deployment name given to deploy")
+    t.add_argument("--name", type=deployment_name, required=True, help="deployment name given to deploy")
     t.add_argument("--state", type=Path, help="state JSON to remove (default as for deploy)")
     t.set_defaults(func=run_teardown)
 

@@ -29,12 +29,12 @@ import botocore.exceptions
 
 from .. import files
 from ..errors import UserError
+from .constants import SPOT_RECLAIM_REASON
 from .session import describe_error, parse_queue_arn
 
 log = logging.getLogger(__name__)
 
 TERMINAL = ("SUCCEEDED", "FAILED")
-SPOT_REASON = "Host EC2"
 DEPENDENCY_REASON = "Dependent Job failed"
 
 Sleep = Callable[[float], None]
@@ -179,7 +179,7 @@ def spot_reclaimed(job: dict[str, Any]) -> bool:
     reasons = [str(job.get("statusReason", ""))]
     if job.get("attempts"):
         reasons.append(str(job["attempts"][-1].get("statusReason", "")))
-    return any(r.startswith(SPOT_REASON) for r in reasons)
+    return any(r.startswith(SPOT_RECLAIM_REASON) for r in reasons)
 
 
 def resubmit_args(job: dict[str, Any], replaced: dict[str, str]) -> dict[str, Any]:

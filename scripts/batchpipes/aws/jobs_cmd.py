@@ -5,22 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from pathlib import Path
 
 from .. import files
-from ..aws_cmd import add_common
 from ..errors import UserError
 from . import jobs, session
-
-JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(:\d+)?(#\d+)?$")
-
-
-def _job_id(value: str) -> str:
-    if not JOB_ID.match(value):
-        raise argparse.ArgumentTypeError(f"'{value}' is not a Batch job id (a UUID such as "
-                                         "0c5e1f1e-1c43-4d5f-9f3c-0123456789ab)")
-    return value
+from .options import add_common, job_id
 
 
 def _watch_args(p: argparse.ArgumentParser) -> None:
@@ -49,13 +39,13 @@ def register(asub: argparse._SubParsersAction) -> None:
                         "'Host EC2...') and the dependents that failed only because of them. Exit 0 if all "
                         "succeeded, 1 otherwise.")
     add_common(w)
-    w.add_argument("job_ids", nargs="+", type=_job_id, metavar="JOB_ID")
+    w.add_argument("job_ids", nargs="+", type=job_id, metavar="JOB_ID")
     _watch_args(w)
     w.set_defaults(func=run_watch)
 
     s = asub.add_parser("status", help="one look at Batch jobs: status, reason, log stream")
     add_common(s)
-    s.add_argument("job_ids", nargs="+", type=_job_id, metavar="JOB_ID")
+    s.add_argument("job_ids", nargs="+", type=job_id, metavar="JOB_ID")
     s.set_defaults(func=run_status)
 
 

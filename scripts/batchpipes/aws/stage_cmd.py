@@ -15,9 +15,10 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from ..aws_cmd import add_common
 from ..errors import UserError
+from ..proc import stop_signals_handled
 from . import session, stage
+from .options import add_common
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Signals that stop a staging (exit status 128 + the signal number: 130 for SIGINT, 143 for SIGTERM).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
 @contextmanager
 def _interruptible(stop: threading.Event) -> Iterator[None]:
     """Turn the first SIGINT/SIGTERM into ``stop`` + StageInterrupted in the main thread; a second one leaves
@@ -111,12 +108,8 @@ def _interruptible(stop: threading.Event) -> Iterator[None]:
         stop.set()
         raise stage.StageInterrupted(signum)
 
-    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
-    try:
+    with stop_signals_handled(handler):
         yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def _workers_alive() -> list[threading.Thread]:

@@ -1,8 +1,10 @@
 """HEVC: frames per second of the workflow vs bare ffmpeg on the same input, and chunked vs single encode.
 
-Same image, same source, same encoder settings. Prints three ratios measured in one run:
-the whole workflow's fps (probe + encode + verify, miniwdl) over bare ffmpeg's; the encode task's own
-fps over bare ffmpeg's (decode-into-encode inside the workflow vs the same command by hand); and the
+Same image, same source, same encoder settings. "Bare ffmpeg" is the encode task's own program
+(``hevc-tasks encode`` in the image, which builds and runs the ffmpeg command line) in a plain container,
+without the workflow engine; the workflow runs through the package (miniwdl). Prints three ratios measured in
+one run: the whole workflow's fps (probe + encode + verify) over bare ffmpeg's; the encode task's own
+fps over bare ffmpeg's (the same command inside the workflow vs outside it); and the
 chunked workflow's wall time over the single-job workflow's. On one small machine the chunks share
 the same cores, so chunking shows its cost here; its gain needs one instance per chunk (AWS Batch).
 """
@@ -18,18 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import containers, local, workflows
+from .. import containers, local, podman, workflows
 from ..errors import UserError
 from ..testdata import hevc as testdata
 
 log = logging.getLogger(__name__)
-
-BARE = (
-    "ffmpeg -hide_banner -nostdin -y -loglevel error -i /in/{src} -map 0:v:0 -c:v libx265 -preset {preset} "
-    "-profile:v {profile} -pix_fmt {pix} -crf {crf} -x265-params pools={cpu}:log-level=warning "
-    "-tag:v hvc1 -movflags +faststart /out/bare.mp4"
-)
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", default="7680x4320", help="WIDTHxHEIGHT of the generated source (default 8K)")
@@ -62,20 +57,27 @@ def _source(work: Path, args: argparse.Namespace) -> tuple[Path, int]:
 
 
 def _bare(src: Path, work: Path, args: argparse.Namespace) -> float:
+    """The encode task's own program (``hevc-tasks encode``, installed in the image) with the workflow's settings,
+    run in a plain container without the engine: the baseline. Its seconds are ffmpeg's, timed inside the container
+    exactly as the encode task times itself."""
     image = containers.build(containers.get("ffmpeg"))
     out = work / "bare"
     out.mkdir()
-    script = BARE.format(src=src.name, preset=args.preset, profile=args.profile, crf=args.crf, cpu=args.cpu,
-                         pix="yuv420p10le" if args.profile == "main10" else "yuv420p")
-    # Time ffmpeg inside the container, as the encode task times itself.
-    timed = f"s=$(date +%s.%N); {script}; e=$(date +%s.%N); echo \"$s $e\""
-    proc = subprocess.run(["podman", "run", "--rm", "--network", "none", *containers.as_invoker(), "-v", f"{src.parent}:/in:ro",
-                           "-v", f"{out}:/out", image, "bash", "-euo", "pipefail", "-c", timed],
+    # intermediate none: the frame rate, width and height (used for a raw YUV file only) play no part.
+    job = {"output_name": "bare", "encoder": "libx265", "preset": args.preset, "profile": args.profile,
+           "rate_control": "crf", "intermediate": "none", "audio": "none", "frame_rate": "1/1"}
+    (out / "settings.json").write_text(json.dumps(job))
+    (out / "keyint.json").write_text("[]")
+    (out / "source.txt").write_text(f"/in/{src.name}\n")
+    argv = ["hevc-tasks", "encode", "--settings", "/out/settings.json", "--source", "/out/source.txt",
+            "--keyint", "/out/keyint.json", "--quality", str(args.crf), "--bitrate-kbps", "1", "--width", "0",
+            "--height", "0", "--cpu", str(args.cpu)]
+    proc = subprocess.run(["podman", "run", "--rm", "--network", "none", *podman.as_invoker(),
+                           "-v", f"{src.parent}:/in:ro", "-v", f"{out}:/out", "-w", "/out", image, *argv],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise UserError(f"bare ffmpeg failed: {proc.stderr.strip().splitlines()[-1:]}")
-    start, end = (float(x) for x in proc.stdout.split())
-    return end - start
+        raise UserError(f"bare encode failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return float(json.loads((out / "encode_stats.json").read_text())["seconds"])
 
 
 def _workflow(src: Path, work: Path, args: argparse.Namespace, chunks: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import boto3
 
 from .. import settings
 from ..aws.moto_local import start_moto_server
-from ..aws.stage import MiB, Stager, State
+from ..aws.s3_upload import MiB, Stager, State
 from ..errors import UserError
 
 log = logging.getLogger(__name__)

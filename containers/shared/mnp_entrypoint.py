@@ -25,7 +25,7 @@ Security model of the rendezvous (issue 8)
 Anyone on the network can reach the rendezvous port, so nothing is given for a connection alone:
 
 * **Per-job secret, never on the wire.** ``MNP_SECRET_URI`` names an s3:// object (or, for local
-  runs, a file) holding at least 32 random bytes. ``batchpipes gromacs mnp-submit`` makes a fresh one
+  runs, a file) holding at least 32 random bytes. ``batchpipes aws mnp submit`` makes a fresh one
   for every submission under ``<input-uri>.batchpipes-mnp/`` (SSE-encrypted; the job role already
   reads the input prefix, so every node can read it and nobody needs new permissions) and deletes it
   when the job has ended. DescribeJobs shows only the object's URI, never the secret: that is why
@@ -177,7 +177,7 @@ def load_secret(uri: str, client: Any = None) -> bytes:
     if not uri:
         raise RendezvousError(
             "MNP_SECRET_URI is not set: every node needs the job's rendezvous secret; submit with "
-            "'batchpipes gromacs mnp-submit' (it makes one per job) or point MNP_SECRET_URI at an s3:// object "
+            "'batchpipes aws mnp submit' (it makes one per job) or point MNP_SECRET_URI at an s3:// object "
             f"or file holding at least {SECRET_MIN_BYTES} random bytes")
     fix = "check MNP_SECRET_URI and that every node can read it"
     if uri.startswith("s3://"):

@@ -1,9 +1,9 @@
 """AWS Batch multi-node parallel (MNP) jobs for GROMACS: the job definition, submission and waiting.
 
-Cromwell cannot submit multi-node jobs, so ``batchpipes gromacs mnp-submit`` does it with boto3:
+Cromwell cannot submit multi-node jobs, so ``batchpipes aws mnp submit`` does it with boto3:
 register the job definition (:func:`job_definition`), submit, and wait (:func:`submit_and_wait`).
 Every node runs the image's ``mnp-entrypoint``, which does the main/child rendezvous and one
-``mpirun gmx_mpi mdrun`` (containers/gromacs/mnp_entrypoint.py).
+``mpirun gmx_mpi mdrun`` (containers/shared/mnp_entrypoint.py).
 
 The rendezvous secret (issue 8). The nodes prove to each other that they hold a per-job secret
 (HMAC challenge/response; the secret never crosses the network). :func:`submit_and_wait` makes a
@@ -27,22 +27,22 @@ its own job role scoped to its prefix (``--job-role-arn``), when tenants must no
 
 from __future__ import annotations
 
+import copy
 import logging
 import secrets
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .aws import jobs, session
-from .errors import UserError
+from ..errors import UserError
+from . import jobs, session
+from .constants import SPOT_RETRY
 
 log = logging.getLogger(__name__)
 
 #: What every node runs unless told otherwise: resume from md.cpt when an earlier attempt left one.
 DEFAULT_COMMAND = ["mnp-entrypoint", "--", "gmx_mpi", "mdrun", "-s", "topol.tpr", "-deffnm", "md",
                    "-cpi", "md.cpt", "-cpt", "15"]
-#: AWS Batch's status reason when a Spot instance (or any host) is reclaimed: retry those, not bugs.
-SPOT_RECLAIM_REASON = "Host EC2*"
 RENDEZVOUS_PORT = 2223
 SSH_PORT = 2222
 #: Folder (under the job's input prefix) of the per-job rendezvous secrets; input staging skips sub-folders.
@@ -115,13 +115,7 @@ def job_definition(
             "nodeRangeProperties": [{"targetNodes": "0:", "container": container}],
         },
         "platformCapabilities": ["EC2"],
-        "retryStrategy": {
-            "attempts": 3,
-            "evaluateOnExit": [
-                {"onStatusReason": SPOT_RECLAIM_REASON, "action": "RETRY"},
-                {"onReason": "*", "action": "EXIT"},
-            ],
-        },
+        "retryStrategy": copy.deepcopy(SPOT_RETRY),
         "timeout": {"attemptDurationSeconds": int(timeout_seconds)},
         "propagateTags": True,
         "tags": {"batchpipes:workflow": "gromacs", "batchpipes:kind": "multinode"},

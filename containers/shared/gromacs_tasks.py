@@ -1,0 +1,673 @@
+#!/usr/bin/env python3
+"""The programs of the GROMACS tasks of wdl/tasks/gromacs.wdl, installed as ``gromacs-tasks`` in the gromacs and
+gromacs-cuda images (Python 3.10+ standard library only).
+
+Subcommands, one per task: ``prepare-system``, ``md-stage``, ``production``, ``analysis``. Every String and File
+value of a task reaches this program in a file the engine wrote (``write_lines``), named by an option; a value
+holding a newline is refused. Numbers and switches arrive as arguments (WDL Int, Float and Boolean cannot carry
+shell syntax) and are given to GROMACS as the engine wrote them. No value is ever run as shell: GROMACS, tar and
+gnuplot are started with argument lists.
+
+Every failure ends with one ``ERROR: <one line>`` on stderr and exit status 1; the checks of the inputs come before
+any file is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+# task_common.py (containers/shared/, beside this script in the image): the name rule, TaskError and the
+# one-ERROR-line main.
+import task_common
+from task_common import Command, TaskError, run_main
+
+BOX_TYPES = ("cubic", "dodecahedron", "octahedron", "triclinic")
+STAGES = ("em", "nvt", "npt", "md")
+MDP_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+ENV = {**os.environ, "GMX_MAXBACKUP": "-1", "LC_ALL": "C"}
+
+# --- the mdp defaults of each stage (merged under the user's mdp file, the named inputs and the overrides) ---
+ION_MDP = """\
+integrator    = steep
+nsteps        = 0
+cutoff-scheme = Verlet
+coulombtype   = PME
+rcoulomb      = 1.0
+rvdw          = 1.0
+pbc           = xyz
+"""
+EM_DEFAULTS = [
+    ("integrator", "steep"), ("emtol", "1000.0"), ("emstep", "0.01"), ("nstenergy", "10"),
+    ("cutoff-scheme", "Verlet"), ("nstlist", "10"), ("coulombtype", "PME"), ("rcoulomb", "1.0"), ("rvdw", "1.0"),
+    ("pbc", "xyz"),
+]
+MD_DEFAULTS = [
+    ("integrator", "md"), ("nstlog", "1000"), ("nstcalcenergy", "50"), ("constraints", "h-bonds"),
+    ("constraint-algorithm", "lincs"), ("cutoff-scheme", "Verlet"), ("nstlist", "10"), ("coulombtype", "PME"),
+    ("rcoulomb", "1.0"), ("rvdw", "1.0"), ("fourierspacing", "0.16"), ("DispCorr", "EnerPres"), ("pbc", "xyz"),
+    ("tcoupl", "V-rescale"), ("tc-grps", "Protein Non-Protein"), ("tau-t", "0.1 0.1"),
+]
+NVT_DEFAULTS = [("define", "-DPOSRES"), ("continuation", "no"), ("gen-vel", "yes"), ("gen-seed", "20261124"),
+                ("pcoupl", "no")]
+PRESSURE_DEFAULTS = [("continuation", "yes"), ("gen-vel", "no"), ("pcoupl", "C-rescale"),
+                     ("pcoupltype", "isotropic"), ("tau-p", "1.0"), ("compressibility", "4.5e-5"),
+                     ("refcoord-scaling", "com")]
+
+
+# --- values from engine-written files --------------------------------------------------------------------------
+
+
+def read_text(path: Path | str) -> str:
+    """A file's text, bytes that are not UTF-8 kept as they are (surrogate escapes)."""
+    return Path(path).read_text(encoding="utf-8", errors="surrogateescape")
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of ``text`` as awk and ``mapfile`` see them: split at newlines only, no empty line after the last."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def one(label: str, path: Path | str) -> str:
+    """The single line of a ``write_lines`` file (a value holding a newline is refused)."""
+    lines = text_lines(read_text(path))
+    if len(lines) != 1:
+        raise TaskError(f"{label} holds a newline: give it as one line")
+    return lines[0]
+
+
+def optional(label: str, path: Path | str) -> str:
+    """As :func:`one`, but "" when the optional input was not given (an empty file)."""
+    lines = text_lines(read_text(path))
+    if len(lines) > 1:
+        raise TaskError(f"{label} holds a newline: give it as one line")
+    return lines[0] if lines else ""
+
+
+def values(a: argparse.Namespace, *labels: str) -> dict[str, str]:
+    """The values of the write_lines files named by the options ``labels`` of ``a``, read in that order; a label
+    ending in "?" is an optional input ("" when not given)."""
+    found = {}
+    for label in labels:
+        key = label.rstrip("?")
+        found[key] = optional(key, getattr(a, key)) if label.endswith("?") else one(key, getattr(a, key))
+    return found
+
+
+def check_name(name: str) -> str:
+    """The output prefix becomes file names: the pattern of parameter_meta (task_common's name rule)."""
+    return task_common.check_name("name", [name])
+
+
+def check_choice(label: str, value: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise TaskError(f"{label} is '{value}': choose one of {', '.join(choices)}")
+    return value
+
+
+# --- GROMACS output --------------------------------------------------------------------------------------------
+
+
+def fatal_error(text: str) -> str:
+    """GROMACS's "Fatal error:" paragraph of ``text`` in one line (up to "For more information" or a ----- rule);
+    the last line of ``text`` when it has none."""
+    found: list[str] = []
+    inside = False
+    for line in text_lines(text):
+        if line.startswith("Fatal error:"):
+            inside = True
+            continue
+        if not inside:
+            continue
+        if line.startswith(("For more information", "-----")):
+            break
+        if line.strip(" \t"):
+            found.append(line)
+    if found:
+        return " ".join(found)
+    lines = text_lines(text)
+    return lines[-1] if lines else ""
+
+
+def unknown_mdp_keys(grompp_output: str) -> list[str]:
+    """The keys grompp reports as "Unknown left-hand '<key>' in parameter file" (the last one of each line)."""
+    keys = []
+    for line in text_lines(grompp_output):
+        found = re.findall(r"Unknown left-hand '([^']*)'", line)
+        if found:
+            keys.append(found[-1])
+    return keys
+
+
+def missing_residue(pdb2gmx_output: str) -> str:
+    """The first residue pdb2gmx did not find in the force field's residue topology database, or ""."""
+    for line in text_lines(pdb2gmx_output):
+        found = re.findall(r"Residue '([^']*)' not found in residue topology database", line)
+        if found:
+            return str(found[-1])
+    return ""
+
+
+def log_values(text: str, prefix: str, field: int) -> list[str]:
+    """Whitespace-separated field ``field`` (0-based) of every line of a GROMACS log that starts with ``prefix``."""
+    values = []
+    for line in text_lines(text):
+        if line.startswith(prefix):
+            fields = line.split()
+            values.append(fields[field] if len(fields) > field else "")
+    return values
+
+
+def ns_per_day(log_text: str) -> str | None:
+    """mdrun's performance figure (ns/day) from the last "Performance:" line of its log, None without one."""
+    found = log_values(log_text, "Performance:", 1)
+    return found[-1] if found and found[-1] else None
+
+
+def xvg_rows(text: str) -> list[tuple[str, str]]:
+    """The first two columns of the data lines of an xvg file (no #/@ header lines), as written."""
+    rows = []
+    for line in text_lines(text):
+        fields = line.split()
+        if not line.startswith(("#", "@")) and len(fields) >= 2:
+            rows.append((fields[0], fields[1]))
+    return rows
+
+
+def awk_number(text: str) -> int | float | None:
+    """``text`` as awk prints ``text + 0``: an integral value as an integer, any other with 6 significant digits."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    if value == int(value):
+        return int(value)
+    number: int | float = json.loads(f"{value:.6g}")
+    return number
+
+
+# --- mdp files -------------------------------------------------------------------------------------------------
+
+MdpLine = tuple[str, str]
+
+
+def parse_mdp(text: str, stage: str) -> list[MdpLine]:
+    """The ``key = value`` lines of an mdp text (comments after ';', blank lines and trailing CR dropped); a line
+    that is not ``key = value`` is refused with the line as given."""
+    pairs = []
+    for raw in text_lines(text):
+        raw = raw[:-1] if raw.endswith("\r") else raw
+        line = raw.split(";", 1)[0]
+        if not line.strip(" \t"):
+            continue
+        key, eq, value = line.partition("=")
+        key = key.strip(" \t")
+        if not eq or not MDP_KEY_RE.fullmatch(key):
+            raise TaskError(f'{stage}: mdp line "{raw}" is not "key = value"')
+        pairs.append((key, value.strip(" \t")))
+    return pairs
+
+
+def mdp_key(key: str) -> str:
+    """The spelling-independent form of an mdp key: GROMACS treats '_' and '-' alike, and ignores case."""
+    return key.lower().replace("_", "-")
+
+
+def merge_mdp(*layers: Iterable[MdpLine]) -> dict[str, MdpLine]:
+    """Merge mdp layers, later ones win: ``{normalised key: (key as last written, value)}`` in first-seen order."""
+    merged: dict[str, MdpLine] = {}
+    for layer in layers:
+        for key, value in layer:
+            merged[mdp_key(key)] = (key, value)
+    return merged
+
+
+def format_mdp(merged: dict[str, MdpLine]) -> str:
+    return "".join(f"{key:<26} = {value}\n" for key, value in merged.values())
+
+
+def stage_defaults(stage: str) -> list[MdpLine]:
+    """The mdp defaults of a stage: steepest descent for em; MD with a thermostat for nvt (velocities generated,
+    position restraints), npt (barostat, restraints) and md (barostat, no restraints)."""
+    if stage == "em":
+        return list(EM_DEFAULTS)
+    if stage == "nvt":
+        return [*MD_DEFAULTS, *NVT_DEFAULTS]
+    extra = [("define", "-DPOSRES")] if stage == "npt" else []
+    return [*MD_DEFAULTS, *PRESSURE_DEFAULTS, *extra]
+
+
+def named_inputs(stage: str, base: dict[str, MdpLine], nsteps: str, timestep: str, energy_interval: str,
+                 frame_interval: str, temperature: str, pressure: str) -> list[MdpLine]:
+    """The task's numeric inputs as mdp lines: one reference temperature per coupling group of ``base``."""
+    pairs = [("nsteps", nsteps)]
+    if stage == "em":
+        return pairs
+    groups = len(base["tc-grps"][1].split("=", 1)[0].split()) if "tc-grps" in base else 0
+    pairs += [("dt", timestep), ("nstenergy", energy_interval), ("nstxout-compressed", frame_interval),
+              ("ref-t", " ".join([temperature] * groups)), ("gen-temp", temperature)]
+    if stage != "nvt":
+        pairs.append(("ref-p", pressure))
+    return pairs
+
+
+# --- running programs ------------------------------------------------------------------------------------------
+
+
+def run_logged(args: Sequence[str], log: Path, stdin: str = "", env: dict[str, str] | None = None) -> bool:
+    """Run ``args`` with ``stdin``, stdout and stderr into ``log``: True when it succeeded."""
+    with log.open("wb") as out:
+        proc = subprocess.run(list(args), input=stdin.encode(), stdout=out, stderr=subprocess.STDOUT,
+                              env=env or ENV, check=False)
+    return proc.returncode == 0
+
+
+def gmx(args: Sequence[str], log: Path, stdin: str = "", env: dict[str, str] | None = None) -> bool:
+    """``gmx -quiet ARGS`` with its output in ``log``: True when it succeeded."""
+    return run_logged(["gmx", "-quiet", *args], log, stdin, env)
+
+
+def gmx_or_fail(what: str, args: Sequence[str], log: Path, stdin: str = "") -> None:
+    """As :func:`gmx`; a failure is raised with GROMACS's fatal error as ``<what> failed: <error>``."""
+    if not gmx(args, log, stdin):
+        raise TaskError(f"{what} failed: {fatal_error(read_text(log))}")
+
+
+def gmx_version() -> str:
+    """The output of ``gmx --version``."""
+    return subprocess.run(["gmx", "--version"], capture_output=True, text=True, env=ENV, check=False).stdout
+
+
+def force_field_dir(version_text: str) -> Path:
+    """The force-field folder (share/gromacs/top) under the "Data prefix" of ``gmx --version`` (default /usr)."""
+    prefix = next((line.split(":", 1)[1].strip() for line in version_text.splitlines()
+                   if line.startswith("Data prefix")), "")
+    return Path(prefix or "/usr") / "share" / "gromacs" / "top"
+
+
+def gpu_support(version_text: str) -> bool:
+    """False when ``gmx --version`` says "GPU support: disabled"."""
+    return not re.search(r"^GPU support: +disabled", version_text, re.M)
+
+
+# --- prepare-system --------------------------------------------------------------------------------------------
+
+ATOM_RE = re.compile(rb"^(ATOM  |HETATM)", re.M)
+MMCIF_RE = re.compile(rb"^(data_|loop_|_atom_site\.)", re.M)
+WATER_RE = re.compile(rb"^(ATOM  |HETATM).{11}(HOH|WAT|DOD)")
+
+
+def structure_pdb(data: bytes, shown: str) -> bytes:
+    """The PDB text of a structure file: gzip-compressed accepted; mmCIF and other formats refused."""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise TaskError(f"structure '{shown}' is a damaged gzip file: give the PDB file again") from exc
+    if MMCIF_RE.search(data):
+        raise TaskError(f"structure '{shown}' is mmCIF, not PDB: download the entry in PDB format or convert it "
+                        "(e.g. gemmi convert in.cif out.pdb)")
+    if not ATOM_RE.search(data):
+        raise TaskError(f"structure '{shown}' is not a PDB file (no ATOM/HETATM records): give a protein structure "
+                        "in PDB format")
+    return data
+
+
+def strip_water(pdb: bytes, shown: str) -> bytes:
+    """The PDB without its crystal waters (HOH, WAT, DOD); a structure of water only is refused."""
+    lines = pdb.split(b"\n")
+    kept = [line for line in lines if not WATER_RE.match(line)]
+    clean = b"\n".join(kept)
+    if not ATOM_RE.search(clean):
+        raise TaskError(f"structure '{shown}' holds only water: give a protein structure")
+    return clean
+
+
+def watermodels(path: Path) -> list[str]:
+    """The water model names (first field of each line) of a force field's watermodels.dat; [] without one."""
+    try:
+        text = read_text(path)
+    except OSError:
+        return []
+    return [(line.split() or [""])[0] for line in text_lines(text)]
+
+
+def check_force_field(top: Path, ff: str, water: str) -> None:
+    known = sorted(p.name[:-3] for p in top.glob("*.ff")) if top.is_dir() else []
+    if ff not in known or not (top / f"{ff}.ff" / "forcefield.itp").is_file():
+        raise TaskError(f"unknown force field '{ff}': choose one of {','.join(known)}")
+    waters = watermodels(top / f"{ff}.ff" / "watermodels.dat")
+    if not water or water not in waters:
+        raise TaskError(f"water model '{water}' is not one of force field {ff}'s: choose one of "
+                        f"{','.join(waters) or 'none listed'}")
+
+
+def gro_atoms(gro_text: str) -> int:
+    """The number of atom lines of a .gro file (between the title and count lines and the box line)."""
+    return max(len(text_lines(gro_text)) - 3, 0)
+
+
+def tar(archive: str, members: Sequence[str]) -> None:
+    subprocess.run(["tar", "czf", archive, *members], env=ENV, check=True)
+
+
+def prepare_system(a: argparse.Namespace) -> None:
+    name = check_name(one("name", a.name))
+    box = check_choice("box_type", one("box_type", a.box_type), BOX_TYPES)
+    ff, water, given = values(a, "force_field", "water_model", "structure").values()
+    structure = Path(given)
+    shown = structure.name
+    pdb = structure_pdb(structure.read_bytes(), shown)
+    check_force_field(force_field_dir(gmx_version()), ff, water)
+    clean = strip_water(pdb, shown) if a.strip_crystal_water else pdb
+
+    Path("clean.pdb").write_bytes(clean)
+    logs = Path("logs")
+    logs.mkdir(exist_ok=True)
+
+    def step(what: str, args: Sequence[str], stdin: str = "") -> None:
+        log = logs / f"{what}.log"
+        if gmx(args, log, stdin):
+            return
+        text = read_text(log)
+        residue = missing_residue(text) if what == "pdb2gmx" else ""
+        if residue:
+            raise TaskError(f"structure '{shown}' has residue '{residue}', which force field {ff} does not know "
+                            "(a ligand, ion or modified residue): remove its lines from the PDB or use a force "
+                            "field that has it")
+        raise TaskError(f"gmx {what} failed: {fatal_error(text)}")
+
+    step("pdb2gmx", ["pdb2gmx", "-f", "clean.pdb", "-o", "protein.gro", "-p", "topol.top", "-i", "posre.itp",
+                     "-ff", ff, "-water", water, "-ignh"])
+    step("editconf", ["editconf", "-f", "protein.gro", "-o", "boxed.gro", "-c", "-d", a.box_distance_nm,
+                      "-bt", box])
+    step("solvate", ["solvate", "-cp", "boxed.gro", "-cs", "spc216.gro", "-p", "topol.top", "-o", "solvated.gro"])
+    Path("ions.mdp").write_text(ION_MDP)
+    step("grompp-ions", ["grompp", "-f", "ions.mdp", "-c", "solvated.gro", "-p", "topol.top", "-o", "ions.tpr"])
+    system = f"{name}.system.gro"
+    step("genion", ["genion", "-s", "ions.tpr", "-o", system, "-p", "topol.top", "-pname", "NA", "-nname", "CL",
+                    "-neutral", "-conc", a.salt_molar], stdin="SOL\n")
+    Path("atoms.txt").write_text(f"{gro_atoms(read_text(system))}\n")
+    tar(f"{name}.topology.tar.gz", ["topol.top", *(f"./{p.name}" for p in sorted(Path().glob("*.itp")))])
+    tar(f"{name}.prepare-logs.tar.gz", ["logs"])
+
+
+# --- md-stage --------------------------------------------------------------------------------------------------
+
+
+def md_stage(a: argparse.Namespace) -> None:
+    stage = one("stage", a.stage)
+    if stage not in STAGES:
+        raise TaskError(f"unknown stage '{stage}': choose em, nvt, npt or md")
+    name = check_name(one("name", a.name))
+    v = values(a, "structure", "topology", "restraint_reference?", "previous_checkpoint?", "mdp?")
+    structure, topology, restraint, checkpoint, user_mdp = v.values()
+    override_text = read_text(a.mdp_overrides)
+    if len(text_lines(override_text)) != a.mdp_override_count:
+        raise TaskError(f"{stage}: an mdp override holds a newline: give each 'key = value' as its own list item")
+    user = parse_mdp(read_text(user_mdp), stage) if user_mdp else []
+    overrides = parse_mdp(override_text, stage)
+
+    base = merge_mdp(stage_defaults(stage), user)
+    inputs = named_inputs(stage, base, a.nsteps, a.timestep_ps, a.energy_interval_steps, a.frame_interval_steps,
+                          a.temperature_k, a.pressure_bar)
+    if not run_logged(["tar", "xzf", topology], Path("tar.out")):
+        raise TaskError(f"{stage}: topology '{Path(topology).name}' is not a topology tar.gz of prepare_system: "
+                        f"{fatal_error(read_text('tar.out'))}")
+    mdp = f"{name}.{stage}.mdp"
+    Path(f"{mdp}.tmp").write_text(format_mdp(merge_mdp(base.values(), inputs, overrides)),
+                                  encoding="utf-8", errors="surrogateescape")
+    os.replace(f"{mdp}.tmp", mdp)
+
+    args = ["grompp", "-f", mdp, "-c", structure, "-p", "topol.top", "-o", f"{name}.{stage}.tpr", "-po", "mdout.mdp"]
+    if stage in ("nvt", "npt"):
+        args += ["-r", restraint or structure]
+    if checkpoint:
+        args += ["-t", checkpoint]
+    if not gmx(args, Path("grompp.out")):
+        text = read_text("grompp.out")
+        unknown = unknown_mdp_keys(text)
+        if unknown:
+            raise TaskError(f"{stage}: unknown mdp key(s) {','.join(unknown)} (not a GROMACS 2022 mdp option): "
+                            "fix the spelling in the mdp file or overrides")
+        raise TaskError(f"{stage}: gmx grompp failed: {fatal_error(text)}")
+    shutil.copyfile("grompp.out", f"{name}.{stage}.grompp.log")
+    if a.run_mdrun:
+        gmx_or_fail(f"{stage}: gmx mdrun", ["mdrun", "-deffnm", f"{name}.{stage}", "-ntmpi", "1", "-ntomp", a.cpu],
+                    Path("mdrun.out"))
+        if stage == "em" and "converged to Fmax <" not in read_text(f"{name}.em.log"):
+            print(f"WARNING: energy minimisation stopped at {a.nsteps} steps before reaching emtol", file=sys.stderr)
+
+
+# --- production ------------------------------------------------------------------------------------------------
+
+
+def part_outputs(name: str, files: Iterable[str]) -> list[tuple[str, str]]:
+    """A resumed run writes NAME.md.partNNNN.EXT: the renames that give its outputs their usual names."""
+    prefix = f"{name}.md.part"
+    return [(f, f"{name}.md.{f.rsplit('.', 1)[1]}") for f in sorted(files)
+            if f.startswith(prefix) and "." in f[len(prefix):]]
+
+
+def production(a: argparse.Namespace) -> None:
+    name = check_name(one("name", a.name))
+    given, checkpoint = values(a, "tpr", "resume_checkpoint?").values()
+    tpr = Path(given)
+    flags = ["-ntmpi", "1", "-ntomp", a.cpu]
+    env = dict(ENV)
+    if a.gpu:
+        if not gpu_support(gmx_version()):
+            raise TaskError("gpu is true but this image's GROMACS has no GPU support: use the gromacs-cuda image "
+                            "(gromacs_cuda_image)")
+        # GPU-resident step: non-bonded, PME, bonded forces and the update/constraints on the GPU
+        env["GMX_ENABLE_DIRECT_GPU_COMM"] = "1"
+        flags += ["-nb", "gpu", "-pme", "gpu", "-bonded", "gpu", "-update", "gpu"]
+    shutil.copyfile(tpr, "run.tpr")
+    if checkpoint:
+        shutil.copyfile(checkpoint, "previous.cpt")
+        flags += ["-cpi", "previous.cpt", "-noappend"]
+    run_tpr = f"{name}.md.tpr"
+    if not gmx(["convert-tpr", "-s", "run.tpr", "-nsteps", a.nsteps, "-o", run_tpr], Path("convert.out")):
+        raise TaskError(f"production: cannot read the run input '{tpr.name}': {fatal_error(read_text('convert.out'))}")
+    if not gmx(["mdrun", "-s", run_tpr, "-deffnm", f"{name}.md", "-cpt", a.checkpoint_minutes, *flags],
+               Path("mdrun.out"), env=env):
+        raise TaskError(f"production: gmx mdrun failed: {fatal_error(read_text('mdrun.out'))}")
+    for part, usual in part_outputs(name, os.listdir()):
+        os.replace(part, usual)
+    if not Path(f"{name}.md.xtc").exists():
+        raise TaskError("production wrote no trajectory: set nstxout-compressed > 0")
+    Path("ns_per_day.txt").write_text(f"{ns_per_day(read_text(f'{name}.md.log')) or '0'}\n")
+
+
+# --- analysis --------------------------------------------------------------------------------------------------
+
+Table = list[tuple[str, str]]
+
+
+def write_table(rows: Table, column: str) -> Path:
+    path = Path("tables") / f"{column}.tsv"
+    path.write_text(f"time_ps\t{column}\n" + "".join(f"{t}\t{v}\n" for t, v in rows))
+    return path
+
+
+def plot(column: str, title: str) -> None:
+    """A PNG of tables/COLUMN.tsv (COLUMN and TITLE are fixed words of this program, never input values)."""
+    script = (f"set terminal png size 900,500; set output 'plots/{column}.png'; set datafile separator '\\t'; "
+              f"set key off; set grid; set title '{title}'; set xlabel 'time (ps)'; set ylabel '{column}'; "
+              f"plot 'tables/{column}.tsv' using 1:2 every ::1 with lines lw 2")
+    if not run_logged(["gnuplot", "-e", script], Path("gnuplot.out")):
+        raise TaskError(f"analysis: gnuplot could not plot {column}: {fatal_error(read_text('gnuplot.out'))}")
+
+
+def mean(values: Sequence[float]) -> float | None:
+    """The mean with 4 decimals, None for no values."""
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def second_half_mean(values: Sequence[float]) -> float | None:
+    """The mean of the second half (the later half of an odd count), after a thermostat or barostat acted."""
+    return mean(values[len(values) // 2:])
+
+
+def column(rows: Table) -> list[float]:
+    return [float(v) for _, v in rows]
+
+
+def em_summary(log_text: str) -> dict[str, object]:
+    """Fmax, potential energy and convergence from an energy minimisation's mdrun log."""
+    fmax = log_values(log_text, "Maximum force", 3)
+    potential = log_values(log_text, "Potential Energy", 3)
+    return {"em_converged": "converged to Fmax <" in log_text,
+            "em_fmax_kj_mol_nm": awk_number(fmax[-1]) if fmax else None,
+            "em_potential_kj_mol": awk_number(potential[-1]) if potential else None}
+
+
+def summary(em_log: str | None, nvt_t: Table | None, npt_density: Table | None, npt_pressure: Table | None,
+            md_temperature: Table, rmsd: Table, gyration: Table, md_log: str) -> dict[str, object]:
+    """The JSON summary of a run from its tables and logs (None, JSON null, for a stage that did not run)."""
+    em: dict[str, object] = em_summary(em_log) if em_log is not None else {
+        "em_converged": False, "em_fmax_kj_mol_nm": None, "em_potential_kj_mol": None}
+    ns_day = ns_per_day(md_log)
+    return {
+        **em,
+        "nvt_mean_temperature_k": mean(column(nvt_t)) if nvt_t is not None else None,
+        "nvt_second_half_mean_temperature_k": second_half_mean(column(nvt_t)) if nvt_t is not None else None,
+        "npt_initial_density_kg_m3": awk_number(npt_density[0][1]) if npt_density else None,
+        "npt_mean_density_kg_m3": mean(column(npt_density)) if npt_density is not None else None,
+        "npt_second_half_mean_density_kg_m3": (second_half_mean(column(npt_density))
+                                               if npt_density is not None else None),
+        "npt_mean_pressure_bar": mean(column(npt_pressure)) if npt_pressure is not None else None,
+        "md_mean_temperature_k": mean(column(md_temperature)),
+        "md_frames": len(rmsd),
+        "md_first_time_ps": float(md_temperature[0][0]) if md_temperature else None,
+        "md_last_time_ps": float(md_temperature[-1][0]) if md_temperature else None,
+        "md_final_backbone_rmsd_nm": float(rmsd[-1][1]) if rmsd else None,
+        "md_mean_radius_of_gyration_nm": mean(column(gyration)),
+        "md_ns_per_day": float(ns_day) if ns_day is not None else None,
+    }
+
+
+def energy_table(edr: str, term: str, column_name: str, title: str, required: bool = True) -> Table | None:
+    """One energy term of ``edr`` against time into tables/COLUMN.tsv and its plot; a missing term is refused,
+    or None when not ``required``."""
+    if not gmx(["energy", "-f", edr, "-o", "term.xvg"], Path("energy.out"), stdin=f"{term}\n"):
+        if not required:
+            return None
+        raise TaskError(f"analysis: gmx energy found no '{term}' in {Path(edr).name}")
+    rows = xvg_rows(read_text("term.xvg"))
+    write_table(rows, column_name)
+    plot(column_name, title)
+    return rows
+
+
+def analysis(a: argparse.Namespace) -> None:
+    name = check_name(one("name", a.name))
+    v = values(a, "em_log?", "em_edr?", "nvt_edr?", "npt_edr?", "md_edr", "md_trajectory", "md_tpr", "md_log")
+    em_log, em_edr, nvt_edr, npt_edr, md_edr, md_trajectory, md_tpr, md_log = v.values()
+    Path("tables").mkdir(exist_ok=True)
+    Path("plots").mkdir(exist_ok=True)
+
+    em_text = None
+    if em_log:
+        em_text = read_text(em_log)
+        energy_table(em_edr, "Potential", "em_potential_kJ_mol", "Energy minimisation: potential energy (kJ/mol)")
+    nvt_t = energy_table(nvt_edr, "Temperature", "nvt_temperature_K", "NVT equilibration: temperature (K)") \
+        if nvt_edr else None
+    npt_density = npt_pressure = None
+    if npt_edr:
+        npt_density = energy_table(npt_edr, "Density", "npt_density_kg_m3", "NPT equilibration: density (kg/m^3)")
+        npt_pressure = energy_table(npt_edr, "Pressure", "npt_pressure_bar", "NPT equilibration: pressure (bar)")
+    md_temperature = energy_table(md_edr, "Temperature", "md_temperature_K", "Production: temperature (K)") or []
+    energy_table(md_edr, "Potential", "md_potential_kJ_mol", "Production: potential energy (kJ/mol)")
+    # only with pressure coupling
+    energy_table(md_edr, "Density", "md_density_kg_m3", "Production: density (kg/m^3)", required=False)
+
+    # whole molecules, protein centred, before structural analysis
+    if not gmx(["trjconv", "-s", md_tpr, "-f", md_trajectory, "-o", "centred.xtc", "-pbc", "mol", "-center"],
+               Path("trjconv.out"), stdin="Protein\nSystem\n"):
+        raise TaskError(f"analysis: gmx trjconv could not read the trajectory '{Path(md_trajectory).name}'")
+    gmx_or_fail("analysis: gmx rms", ["rms", "-s", md_tpr, "-f", "centred.xtc", "-o", "rmsd.xvg", "-tu", "ps"],
+                Path("rms.out"), stdin="Backbone\nBackbone\n")
+    rmsd = xvg_rows(read_text("rmsd.xvg"))
+    write_table(rmsd, "backbone_rmsd_nm")
+    gmx_or_fail("analysis: gmx gyrate", ["gyrate", "-s", md_tpr, "-f", "centred.xtc", "-o", "gyrate.xvg"],
+                Path("gyrate.out"), stdin="Protein\n")
+    gyration = xvg_rows(read_text("gyrate.xvg"))
+    write_table(gyration, "radius_of_gyration_nm")
+    plot("backbone_rmsd_nm", "Production: backbone RMSD from the starting structure (nm)")
+    plot("radius_of_gyration_nm", "Production: protein radius of gyration (nm)")
+
+    result = summary(em_text, nvt_t, npt_density, npt_pressure, md_temperature, rmsd, gyration, read_text(md_log))
+    Path("summary.json.tmp").write_text(json.dumps(result, indent=2) + "\n")
+    os.replace("summary.json.tmp", f"{name}.summary.json")
+
+
+# --- command line ----------------------------------------------------------------------------------------------
+
+
+def boolean(text: str) -> bool:
+    """A WDL Boolean as the engine writes it: true or false."""
+    if text not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
+    return text == "true"
+
+
+def parser() -> argparse.ArgumentParser:
+    """Options are named as the task's inputs. String and File inputs: the path of a write_lines file holding the
+    value (empty for an optional input not given). Numbers: as the engine wrote them, given to GROMACS as they are."""
+    p = argparse.ArgumentParser(prog="gromacs-tasks", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def task(name: str, help_: str, files: Sequence[str], numbers: Sequence[str] = (),
+             booleans: Sequence[str] = ()) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_)
+        for v in files:
+            sp.add_argument(f"--{v}", required=True, metavar="FILE", help="a write_lines file holding the value")
+        for v in numbers:
+            sp.add_argument(f"--{v}", required=True, metavar="NUMBER")
+        for v in booleans:
+            sp.add_argument(f"--{v}", required=True, type=boolean, metavar="true|false")
+        return sp
+
+    task("prepare-system", "pdb2gmx -> editconf -> solvate -> grompp + genion",
+         ["name", "structure", "force_field", "water_model", "box_type"], ["box_distance_nm", "salt_molar"],
+         ["strip_crystal_water"])
+    sp = task("md-stage", "merge the stage's mdp; grompp; mdrun",
+              ["stage", "name", "structure", "topology", "restraint_reference", "previous_checkpoint", "mdp",
+               "mdp_overrides"],
+              ["nsteps", "temperature_k", "pressure_bar", "timestep_ps", "energy_interval_steps",
+               "frame_interval_steps", "cpu"], ["run_mdrun"])
+    sp.add_argument("--mdp_override_count", type=int, required=True, metavar="N",
+                    help="length of mdp_overrides (its file has more lines when an item held a newline)")
+    task("production", "convert-tpr, then mdrun (CPU or GPU, resumable)",
+         ["name", "tpr", "resume_checkpoint"], ["nsteps", "checkpoint_minutes", "cpu"], ["gpu"])
+    task("analysis", "tables, plots and the JSON summary of a run",
+         ["name", "em_log", "em_edr", "nvt_edr", "npt_edr", "md_edr", "md_trajectory", "md_tpr", "md_log"])
+    return p
+
+
+COMMANDS: dict[str, Command] = {"prepare-system": prepare_system, "md-stage": md_stage, "production": production,
+                                "analysis": analysis}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(parser(), COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
