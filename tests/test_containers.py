@@ -90,7 +90,10 @@ def throwaway(tmp_path: Path, podman_ready: None) -> Iterator[containers.Image]:
         "RUN echo 'nothing beyond the base image' > /etc/motd\n\n"
         + locks.dockerfile_lock_check(name) + containers.dockerfile_user()
         + f"USER {containers.TASK_USER}\nWORKDIR /work\nCMD [\"bash\"]\n")
-    yield containers.Image(name=name, context=folder)
+    shared = tmp_path / containers.SHARED_DIR  # the lock check is a shared file, as for the real images
+    shared.mkdir()
+    shutil.copy(settings.CONTAINERS_DIR / containers.SHARED_DIR / locks.LOCK_CHECK_SCRIPT, shared)
+    yield containers.Image(name=name, context=folder, shared=(locks.LOCK_CHECK_SCRIPT,))
     refs = podman_out("images", "--format", "{{.Repository}}:{{.Tag}}", f"localhost/batchpipes/{name}").split()
     if refs:
         subprocess.run(["podman", "rmi", "-f", *refs], capture_output=True, check=False)
@@ -385,20 +388,22 @@ def test_shared_files_are_in_the_context_and_the_hash(tmp_path: Path) -> None:
 @pytest.mark.containers
 def test_an_image_builds_with_its_shared_files(throwaway: containers.Image) -> None:
     shared = throwaway.context.parent / "shared"
-    shared.mkdir()
     (shared / "hello.sh").write_text("#!/bin/sh\necho shared hello\n")
     (shared / "hello.sh").chmod(0o755)
     dockerfile = throwaway.context / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "COPY shared/hello.sh /usr/local/bin/hello\n")
-    image = dataclasses.replace(throwaway, shared=("hello.sh",))
+    image = dataclasses.replace(throwaway, shared=(*throwaway.shared, "hello.sh"))
     locks.write_lock(image)
     ref = containers.build(image)
     assert ref == f"localhost/batchpipes/{image.name}:{image.tag}" and image.tag != throwaway.tag
     assert podman_out("run", "--rm", ref, "hello") == "shared hello\n"
 
 
-def test_an_image_without_shared_files_builds_from_its_own_folder() -> None:
-    image = containers.get("readsim")
+def test_an_image_without_shared_files_builds_from_its_own_folder(tmp_path: Path) -> None:
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "Dockerfile").write_text("ARG BASE_IMAGE=debian:bookworm-slim\n"
+                                                   "FROM ${BASE_IMAGE} AS packages\n")
+    image = containers.discover(tmp_path)["plain"]
     assert image.shared == ()
     with containers.build_context(image) as ctx:
         assert ctx == image.context

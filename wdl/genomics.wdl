@@ -95,8 +95,8 @@ workflow genomics {
         Int min_depth = 4
         Int align_cpu = 4
         Int align_memory_gb = 8
-        String genomics_image = "batchpipes/genomics:dde75006596b"
-        String snpeff_image = "batchpipes/snpeff:ba267b86fa88"
+        String genomics_image = "batchpipes/genomics:08b8d4158ec2"
+        String snpeff_image = "batchpipes/snpeff:e08c5641566e"
     }
 
     if (!defined(reference_fai) || !defined(aligner_index)) {

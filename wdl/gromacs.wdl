@@ -115,8 +115,8 @@ workflow gromacs {
         Int cpu = 2
         Int production_cpu = 8
         Int memory_gb = 4
-        String gromacs_image = "batchpipes/gromacs:13b226353c75"
-        String gromacs_cuda_image = "batchpipes/gromacs-cuda:dad179a2cab0"
+        String gromacs_image = "batchpipes/gromacs:51bc3723227d"
+        String gromacs_cuda_image = "batchpipes/gromacs-cuda:dadf37bfcff6"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }

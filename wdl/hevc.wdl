@@ -88,7 +88,7 @@ workflow hevc {
         Int? encode_memory_gb
         Int verify_cpu = 4
         Int verify_memory_gb = 8
-        String ffmpeg_image = "batchpipes/ffmpeg:a45e2e7389cc"
+        String ffmpeg_image = "batchpipes/ffmpeg:eb65f74e4314"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }

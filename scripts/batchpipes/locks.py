@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 #: Where the image keeps its copy of the lock.
 LOCK_IN_IMAGE = "/usr/share/batchpipes/packages.lock"
+#: The check every image runs on its lock (a file of ``containers/shared/``), and where the image keeps it.
+LOCK_CHECK_SCRIPT = "check-packages-lock.sh"
+LOCK_CHECK_IN_IMAGE = f"/usr/share/batchpipes/{LOCK_CHECK_SCRIPT}"
 #: The Dockerfile stage that installs the packages (``FROM ${BASE_IMAGE} AS packages``): what a lock records.
 PACKAGES_STAGE = "packages"
 #: Every installed package as ``name=version``: the same query the Dockerfiles run.
@@ -131,22 +134,13 @@ def lock_problems(images: dict[str, Image] | None = None) -> list[str]:
 
 
 def dockerfile_lock_check(name: str) -> str:
-    """The lines every Dockerfile carries right after its ``packages`` stage: copy the lock into the
-    image and fail the build, with one line naming the first difference, unless the installed packages
-    are exactly the locked ones."""
+    """The lines every Dockerfile carries right after its ``packages`` stage: copy the lock into the image and run
+    ``containers/shared/check-packages-lock.sh``, which fails the build with one line naming the first difference
+    unless the installed packages are exactly the locked ones (the image lists the script in image.toml
+    ``shared``)."""
     return (
         f"FROM {PACKAGES_STAGE}\n"
         f"COPY {LOCK_FILE} {LOCK_IN_IMAGE}\n"
-        "RUN dpkg-query -W -f '${db:Status-Abbrev} ${Package}=${Version}\\n' | awk '$1 == \"ii\" { print $2 }' \\\n"
-        "      > /tmp/installed \\\n"
-        " && first=$(awk -F= 'FNR == NR { if ($0 !~ /^#/ && NF) lock[$1] = substr($0, length($1) + 2); next } \\\n"
-        "      { v = substr($0, length($1) + 2) } \\\n"
-        "      !($1 in lock) { print $1 \"\\t\" $0 \" is installed but not locked\"; next } \\\n"
-        "      lock[$1] != v { print $1 \"\\t\" $1 \" is locked at \" lock[$1] \" but \" v \" is installed\" } \\\n"
-        "      { delete lock[$1] } \\\n"
-        "      END { for (p in lock) print p \"\\t\" p \"=\" lock[p] \" is locked but not installed\" }' \\\n"
-        f"      {LOCK_IN_IMAGE} /tmp/installed | LC_ALL=C sort | head -n 1 | cut -f 2) \\\n"
-        " && rm -f /tmp/installed \\\n"
-        f" && if [ -n \"$first\" ]; then echo \"ERROR: containers/{name}/{LOCK_FILE} does not match the packages "
-        f"installed: $first; run 'batchpipes images lock {name}' and review the change\" >&2; exit 1; fi\n"
+        f"COPY shared/{LOCK_CHECK_SCRIPT} {LOCK_CHECK_IN_IMAGE}\n"
+        f"RUN sh {LOCK_CHECK_IN_IMAGE} {name} {LOCK_IN_IMAGE}\n"
     )

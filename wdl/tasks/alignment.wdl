@@ -47,7 +47,7 @@ task align_reads {
         String aligner = "bwa"
         Boolean mark_duplicates = true
         Int sort_memory_mb = 768
-        String docker_image = "batchpipes/genomics:dde75006596b"
+        String docker_image = "batchpipes/genomics:08b8d4158ec2"
         Int cpu = 4
         Int memory_gb = 8
         Int? disk_gb

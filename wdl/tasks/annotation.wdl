@@ -38,7 +38,7 @@ task build_snpeff_db {
         File reference_fai
         String genome_name = "custom"
         String? codon_table
-        String docker_image = "batchpipes/snpeff:ba267b86fa88"
+        String docker_image = "batchpipes/snpeff:e08c5641566e"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -137,7 +137,7 @@ task annotate_variants {
         File database
         String genome_name = "custom"
         String sample_name
-        String docker_image = "batchpipes/snpeff:ba267b86fa88"
+        String docker_image = "batchpipes/snpeff:e08c5641566e"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb

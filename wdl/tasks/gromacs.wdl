@@ -53,7 +53,7 @@ task prepare_system {
         Float box_distance_nm
         Float salt_molar
         Boolean strip_crystal_water = true
-        String docker_image = "batchpipes/gromacs:13b226353c75"
+        String docker_image = "batchpipes/gromacs:51bc3723227d"
         Int cpu = 1
         Int memory_gb = 2
         Int disk_gb = 10
@@ -151,7 +151,7 @@ task md_stage {
         Array[String] mdp_overrides = []
         Boolean run_mdrun = true
         String name
-        String docker_image = "batchpipes/gromacs:13b226353c75"
+        String docker_image = "batchpipes/gromacs:51bc3723227d"
         Int cpu = 2
         Int memory_gb = 2
         Int disk_gb = 10
@@ -244,7 +244,7 @@ task production {
         Boolean gpu = false
         Int gpu_count = 1
         String name
-        String docker_image = "batchpipes/gromacs:13b226353c75"
+        String docker_image = "batchpipes/gromacs:51bc3723227d"
         Int cpu = 2
         Int memory_gb = 2
         Int disk_gb = 20
@@ -329,7 +329,7 @@ task analysis {
         File md_tpr
         File md_log
         String name
-        String docker_image = "batchpipes/gromacs:13b226353c75"
+        String docker_image = "batchpipes/gromacs:51bc3723227d"
         Int cpu = 1
         Int memory_gb = 2
         Int disk_gb = 10

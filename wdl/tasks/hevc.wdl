@@ -51,7 +51,7 @@ task probe_source {
         Int chunks
         String expected_resolution
         Int cpu = 4
-        String docker_image = "batchpipes/ffmpeg:a45e2e7389cc"
+        String docker_image = "batchpipes/ffmpeg:eb65f74e4314"
         Int max_retries = 1
         Int batch_retries = 2
     }
@@ -143,7 +143,7 @@ task encode {
         Int cpu
         Int memory_gb
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:a45e2e7389cc"
+        String docker_image = "batchpipes/ffmpeg:eb65f74e4314"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
         Int max_retries = 1
@@ -203,7 +203,7 @@ task split_source {
         Boolean keep_audio
         Int cpu = 4
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:a45e2e7389cc"
+        String docker_image = "batchpipes/ffmpeg:eb65f74e4314"
         Int max_retries = 1
         Int batch_retries = 2
     }
@@ -259,7 +259,7 @@ task concat_chunks {
         String output_name
         Int expected_frames
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:a45e2e7389cc"
+        String docker_image = "batchpipes/ffmpeg:eb65f74e4314"
         Int max_retries = 1
         Int batch_retries = 2
     }
@@ -326,7 +326,7 @@ task verify {
         Int cpu = 4
         Int memory_gb = 8
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:a45e2e7389cc"
+        String docker_image = "batchpipes/ffmpeg:eb65f74e4314"
         Int max_retries = 1
         Int batch_retries = 2
     }

@@ -34,7 +34,7 @@ task alignment_qc {
         File reference_fasta
         File? targets
         String sample_name
-        String docker_image = "batchpipes/genomics:dde75006596b"
+        String docker_image = "batchpipes/genomics:08b8d4158ec2"
         Int cpu = 2
         Int memory_gb = 2
         Int? disk_gb
@@ -126,7 +126,7 @@ task callable_regions {
         String sample_name
         Int min_depth = 4
         Int min_mapq = 20
-        String docker_image = "batchpipes/genomics:dde75006596b"
+        String docker_image = "batchpipes/genomics:08b8d4158ec2"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
