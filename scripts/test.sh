@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test suite in two lanes: the fast lane (no containers; spread over the CPUs with pytest-xdist, about 100 s
+# The test suite in two lanes: the fast lane (no containers; spread over the CPUs with pytest-xdist, under 2 min
 # on 2 cores) first, so a broken module fails early; then the container lane (real tools in podman,
 # one test at a time; builds images on first use). Extra arguments go to both pytest runs (e.g. -x). Each lane's
 # wall time is printed at its end.
