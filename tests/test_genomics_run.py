@@ -160,7 +160,7 @@ def test_published_results_work_with_region_queries(wgs_run):
     region queries work on the published paths (they need the index next to the file)."""
     import subprocess
 
-    from batchpipes import containers
+    from batchpipes import containers, podman
 
     folder = wgs_run.results_dir
     assert folder == wgs_run.run_dir / "results" / "SIM001"
@@ -172,7 +172,7 @@ def test_published_results_work_with_region_queries(wgs_run):
     image = containers.get("genomics").ref(None)
     script = ("samtools view -c SIM001.bam NC_001807.4:1000-2000 && samtools view -c SIM001.bam && "
               "bcftools view -H -r NC_001807.4:1-5000 SIM001.vcf.gz | wc -l && bcftools view -H SIM001.vcf.gz | wc -l")
-    proc = subprocess.run(["podman", "run", "--rm", *containers.as_invoker(), "-v", f"{folder}:/r:ro", "-w", "/r",
+    proc = subprocess.run(["podman", "run", "--rm", *podman.as_invoker(), "-v", f"{folder}:/r:ro", "-w", "/r",
                            image, "bash", "-c", script], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     region_reads, all_reads, region_calls, all_calls = (int(x) for x in proc.stdout.split())

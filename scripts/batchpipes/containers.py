@@ -28,14 +28,9 @@ from pathlib import Path, PurePosixPath
 from . import apt_sources, settings
 from .base_image import ensure_base_image
 from .errors import UserError
-from .podman import as_invoker, image_exists, podman
-from .podman_shim import miniwdl_podman_config
+from .podman import image_exists, podman
 from .proc import run
 from .registry import in_registry, start_registry
-
-# Re-exported for callers that still name them here: podman.as_invoker, podman_shim.miniwdl_podman_config,
-# registry.start_registry and registry.in_registry are their homes.
-__all__ = ["as_invoker", "in_registry", "miniwdl_podman_config", "start_registry"]
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any
 import WDL
 from WDL.runtime.task import _task_decl_eval_order
 
-from .. import containers, local, settings, workflows
+from .. import containers, local, podman, settings, workflows
 from ..errors import UserError
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class BareTasks:
     def run(self, wdl: str, task: str, inputs: dict[str, Any], folder: str | None = None) -> Path:
         here = self.root / (folder or task)
         command, pinned = render_command(TASKS / wdl, task, inputs, here / ".inputs")
-        proc = subprocess.run(["podman", "run", "--rm", "--network", "none", *containers.as_invoker(),
+        proc = subprocess.run(["podman", "run", "--rm", "--network", "none", *podman.as_invoker(),
                                "-v", f"{self.work}:{self.work}", "-w", str(here), self.image(pinned),
                                "bash", "-c", command], capture_output=True, text=True, check=False)
         if proc.returncode != 0:

@@ -23,7 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import containers
+from .. import containers, podman
 from ..errors import UserError
 from ..proc import run
 from . import genbank
@@ -153,7 +153,7 @@ def _write_gz(path: Path, lines: list[str]) -> None:
 
 
 def in_container(image_ref: str, workdir: Path, *cmd: str) -> None:
-    run(["podman", "run", "--rm", "--network", "none", *containers.as_invoker(), "-v", f"{workdir}:/data",
+    run(["podman", "run", "--rm", "--network", "none", *podman.as_invoker(), "-v", f"{workdir}:/data",
          "-w", "/data", image_ref, *cmd], what=f"{cmd[0]} in container", capture=True)
 
 
