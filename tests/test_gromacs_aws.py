@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 import WDL
-from batchpipes import cli, containers, settings
+from batchpipes import cli, containers, settings, workflows
 from batchpipes.aws import mnp, session
 from batchpipes.errors import UserError
 from botocore.validate import ParamValidator
@@ -104,7 +104,7 @@ def test_cpu_production_requests_no_gpu() -> None:
     assert production_image(gpu=False) == containers.get("gromacs").pinned
     assert runtime["docker"] == containers.get("gromacs").pinned  # the task's own default
     assert "--gpu false" in command
-    assert runtime["cpu"] >= 1 and runtime["maxRetries"] >= 1 and runtime["awsBatchRetryAttempts"] >= 1
+    assert runtime["cpu"] >= 1 and runtime["maxRetries"] == 0 and runtime["awsBatchRetryAttempts"] >= 1
 
 
 def test_cuda_image_is_static_only_and_gpu_ready() -> None:
@@ -426,3 +426,15 @@ def test_entrypoint_needs_batch_variables(monkeypatch: pytest.MonkeyPatch,
     assert capsys.readouterr().err.strip() == (
         "ERROR: AWS_BATCH_JOB_NUM_NODES is not set: run this entrypoint as an AWS Batch multi-node job "
         "(or set the AWS_BATCH_JOB_* variables yourself)")
+
+
+def test_no_gromacs_task_retries_a_deterministic_failure() -> None:
+    """maxRetries 0 everywhere: a GROMACS failure on the same input fails again (Cromwell would rerun it on a fresh
+    instance for nothing); a Spot reclaim is AWS Batch's retry (awsBatchRetryAttempts), which stays."""
+    tasks = workflows.load(settings.WDL_DIR / "tasks" / "gromacs.wdl").tasks
+    assert {t.name for t in tasks} == {"prepare_structure", "prepare_system", "md_stage", "production", "analysis"}
+    for task in tasks:
+        defaults = {d.name: d.expr.literal.value for d in task.inputs or [] if d.expr is not None and d.expr.literal}
+        assert defaults["max_retries"] == 0, task.name
+        assert defaults["batch_retries"] >= 2, task.name
+        assert str(task.runtime["maxRetries"]) == "max_retries", task.name

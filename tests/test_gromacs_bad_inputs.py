@@ -23,6 +23,8 @@ from batchpipes import containers, local, settings, workflows
 
 PDB = settings.INPUTS_DIR / "gromacs" / "1ubq.pdb"
 TASKS = settings.WDL_DIR / "tasks" / "gromacs.wdl"
+ONLY_WATER = ("ERROR: structure 'waters.pdb' holds no protein or nucleic acid (model 1): give the structure of a "
+              "protein or protein-nucleic acid complex")
 
 
 @pytest.fixture()
@@ -32,11 +34,12 @@ def not_a_pdb(tmp_path: Path) -> Path:
     return path
 
 
-def test_structure_that_is_not_a_pdb(run_task, expect_user_error, prepare_inputs_, not_a_pdb):
-    message = expect_user_error(run_task, TASKS, "prepare_system",
-                                {**prepare_inputs_, "structure": str(not_a_pdb), "max_retries": 0})
-    assert message == ("prepare_system failed in prepare_system: structure 'protein.pdb' is not a PDB file "
-                       "(no ATOM/HETATM records): give a protein structure in PDB format")
+def test_structure_that_is_not_a_pdb(run_task, expect_user_error, not_a_pdb):
+    message = expect_user_error(run_task, TASKS, "prepare_structure",
+                                {"structure": str(not_a_pdb), "name": "1ubq", "force_field": "oplsaa"})
+    assert message == ("prepare_structure failed in prepare_structure: structure 'protein.pdb' is neither PDB nor "
+                       "mmCIF (no ATOM/HETATM records, no _atom_site table): give a PDB or mmCIF file, optionally "
+                       "gzip-compressed")
 
 
 def test_unknown_force_field(run_task, expect_user_error, prepare_inputs_):
@@ -159,11 +162,12 @@ def test_prepare_system_refuses_a_hostile_name(run_gromacs_task, prepare_inputs_
     assert_refused_early(run, f"ERROR: name '{name}' {NAME_RULE}")
 
 
-@pytest.mark.parametrize("task", ["md_stage", "production", "analysis"])
+@pytest.mark.parametrize("task", ["prepare_structure", "md_stage", "production", "analysis"])
 def test_every_task_refuses_a_hostile_name(run_gromacs_task, tmp_path, task):
     name = "x';touch pwned;: '"
     f = any_file(tmp_path)
     inputs: dict[str, Any] = {
+        "prepare_structure": {"structure": f, "force_field": "oplsaa"},
         "md_stage": {"stage": "em", "structure": f, "topology": f, "nsteps": 10},
         "production": {"tpr": f, "nsteps": 10},
         "analysis": {"md_edr": f, "md_trajectory": f, "md_tpr": f, "md_log": f},
@@ -189,38 +193,28 @@ def test_prepare_system_refuses_hostile_settings(run_gromacs_task, prepare_input
     assert_refused_early(run, expected)
 
 
-def test_structure_with_a_hostile_file_name_that_is_not_a_pdb(run_gromacs_task, prepare_inputs_, tmp_path):
+def test_structure_with_a_hostile_file_name_that_is_not_a_pdb(run_gromacs_task, tmp_path):
     path = tmp_path / "notes '$(touch pwned)' `touch pwned`.pdb"
     path.write_text("HEADER    see the supplementary data\n")
-    run = run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(path)})
-    assert_refused_early(run, f"ERROR: structure '{path.name}' is not a PDB file (no ATOM/HETATM records): "
-                              "give a protein structure in PDB format")
+    run = run_gromacs_task("prepare_structure", {"structure": str(path), "name": "1ubq", "force_field": "oplsaa"})
+    assert_refused_early(run, f"ERROR: structure '{path.name}' is neither PDB nor mmCIF (no ATOM/HETATM records, "
+                              "no _atom_site table): give a PDB or mmCIF file, optionally gzip-compressed")
 
 
-def test_mmcif_structure_is_named_as_such(run_gromacs_task, prepare_inputs_, tmp_path):
-    """RCSB's default download is mmCIF; GROMACS 2022 cannot read it."""
-    atoms = [ln for ln in PDB.read_text().splitlines() if ln.startswith("ATOM")][:3]
-    cif = tmp_path / "1ubq.cif"
-    cif.write_text("data_1UBQ\n#\nloop_\n_atom_site.group_PDB\n_atom_site.id\n_atom_site.type_symbol\n"
-                   + "".join(f"ATOM   {i + 1} {ln[76:78].strip()}\n" for i, ln in enumerate(atoms)) + "#\n")
-    run = run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(cif)})
-    assert_refused_early(run, "ERROR: structure '1ubq.cif' is mmCIF, not PDB: download the entry in PDB format "
-                              "or convert it (e.g. gemmi convert in.cif out.pdb)")
-
-
-def test_ligand_unknown_to_the_force_field(run_gromacs_task, prepare_inputs_, tmp_path):
-    """A ligand in its own chain: pdb2gmx's 'not found in residue topology database' becomes a fix."""
+def test_kept_ligand_unknown_to_the_force_field(run_gromacs_task, tmp_path):
+    """A ligand in its own chain is removed by default; kept, it is refused (no parametrisation here)."""
     protein = [ln for ln in PDB.read_text().splitlines() if ln.startswith("ATOM")]
     pdb = tmp_path / "1ubq-ligand.pdb"
     pdb.write_text("\n".join([*protein, "TER",
                               "HETATM 9001  C1  LIG B 900      10.000  10.000  10.000  1.00  0.00           C",
                               "END"]) + "\n")
-    run = run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(pdb)})
-    assert run.returncode != 0
-    assert run.error == ("ERROR: structure '1ubq-ligand.pdb' has residue 'LIG', which force field oplsaa does not "
-                         "know (a ligand, ion or modified residue): remove its lines from the PDB or use a force "
-                         "field that has it")
-    assert not (run.run_dir / "out").exists()
+    given = {"structure": str(pdb), "name": "1ubq", "force_field": "oplsaa"}
+    assert run_gromacs_task("prepare_structure", given).returncode == 0
+    run = run_gromacs_task("prepare_structure", {**given, "keep_heterogens": ["LIG"]})
+    assert_refused_early(run, "ERROR: kept heterogen LIG (chain B, residue 900): LIG is not in force field oplsaa's "
+                              "residue topology database (not found): ligand parametrisation is out of scope (see "
+                              "docs/gromacs.md: acpype or OpenFF build its topology): remove it from "
+                              "keep_heterogens")
 
 
 @pytest.mark.parametrize(("given", "expected"), [
@@ -251,10 +245,15 @@ def test_user_mdp_file_that_is_not_key_value(run_gromacs_task, tmp_path):
 
 @pytest.fixture(scope="module")
 def gzip_prepared(run_gromacs_task, prepare_inputs_, tmp_path_factory) -> TaskRun:
-    """prepare_system on a .pdb.gz as downloaded from the PDB (its system serves the md_stage test above)."""
+    """prepare_structure on a .pdb.gz as downloaded from the PDB, then prepare_system on its result (the system
+    serves the md_stage test above)."""
     packed = tmp_path_factory.mktemp("gz") / "1ubq.pdb.gz"
     packed.write_bytes(gzip.compress(PDB.read_bytes()))
-    return run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(packed)})
+    prepared = run_gromacs_task("prepare_structure", {"structure": str(packed), "name": "1ubq",
+                                                      "force_field": "oplsaa"})
+    assert prepared.returncode == 0, prepared.error
+    structure = prepared.run_dir / "out" / "prepared" / "1ubq.prepared.pdb"
+    return run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(structure)})
 
 
 @pytest.fixture(scope="module")
@@ -275,17 +274,15 @@ def test_gzip_compressed_pdb_is_unpacked(gzip_prepared):
     assert len(protein) == len(residues) == 76
 
 
-def test_damaged_gzip_structure(run_gromacs_task, prepare_inputs_, tmp_path):
+def test_damaged_gzip_structure(run_gromacs_task, tmp_path):
     path = tmp_path / "1ubq.pdb.gz"
     path.write_bytes(gzip.compress(PDB.read_bytes())[:300])  # a download cut short
-    run = run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(path)})
-    assert_refused_early(run, "ERROR: structure '1ubq.pdb.gz' is a damaged gzip file: give the PDB file again")
+    run = run_gromacs_task("prepare_structure", {"structure": str(path), "name": "1ubq", "force_field": "oplsaa"})
+    assert_refused_early(run, "ERROR: structure '1ubq.pdb.gz' is a damaged gzip file: give the file again")
 
 
-def test_structure_that_holds_only_water(run_gromacs_task, prepare_inputs_, tmp_path):
+def test_structure_that_holds_only_water(run_gromacs_task, tmp_path):
     path = tmp_path / "waters.pdb"
     path.write_text("".join(ln + "\n" for ln in PDB.read_text().splitlines() if ln[17:20] == "HOH"))
-    run = run_gromacs_task("prepare_system", {**prepare_inputs_, "structure": str(path)})
-    assert run.returncode != 0
-    assert run.error == "ERROR: structure 'waters.pdb' holds only water: give a protein structure"
-    assert not (run.run_dir / "out").exists()
+    run = run_gromacs_task("prepare_structure", {"structure": str(path), "name": "w", "force_field": "oplsaa"})
+    assert_refused_early(run, ONLY_WATER)

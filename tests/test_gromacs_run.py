@@ -13,7 +13,12 @@ Step counts (inputs/gromacs.local.json) are small for CI but each check is physi
   during the stage and its second-half mean must lie in 980-1040 kg/m3 (after 2 ps the box is still
   relaxing from about 990). A missing or wrong barostat (or wrong units) falls outside.
 * Production: frames = steps / nstxout-compressed + 1, checked on the trajectory with gmx check.
-* Resume: continuing the first run's checkpoint to 2000 steps must start at 2 ps and end at 4 ps.
+* Resume: continuing the first run's checkpoint to 2000 steps must start at 2 ps and end at 4 ps; asking it for
+  the 1000 steps it already has is one line ("nothing to do"), before any mdrun.
+* Neutral system: ubiquitin is neutral, so the ions are salt only (the charged entries are in
+  test_gromacs_structures.py); the same seed gives the same system byte for byte, another seed another one.
+* Analysis: C-alpha RMSF per residue and DSSP secondary structure (ubiquitin: one alpha helix, a five-stranded
+  sheet) over the trajectory.
 
 Every file the runs are given has a hostile but legal name (a quote, a space, ``$(...)``, backquotes): the
 structure, the user's NVT mdp file (with Windows line ends) and, for the resumed run, the checkpoint and run input;
@@ -32,6 +37,7 @@ from typing import Any
 
 import pytest
 from batchpipes import containers, local, settings, workflows
+from scriptload import load_script
 
 INPUTS = json.loads((settings.INPUTS_DIR / "gromacs.local.json").read_text())
 TARGET_K = INPUTS["gromacs.temperature_k"]
@@ -39,6 +45,7 @@ DT = 0.002
 
 
 STRUCTURE = settings.INPUTS_DIR / INPUTS["gromacs.structure"]
+WDL_TASKS = settings.WDL_DIR / "tasks" / "gromacs.wdl"
 #: legal file-name characters a shell would act on: each given file is renamed "<stem> <HOSTILE><suffix>"
 HOSTILE = "'$(touch pwned) `touch pwned` \"x\""
 #: an mdp value with the same characters; 'title' is an obsolete mdp key grompp ignores (with a note)
@@ -212,3 +219,66 @@ def test_gpu_switch_reaches_mdrun(md_run, expect_user_error):
     message = expect_user_error(local.run, flow, inputs, run_dir=md_run.run_dir.parent / "gpu-run",
                                 call_cache=False)
     assert "production" in message and "no GPU support" in message and "gromacs-cuda" in message
+
+
+def test_system_is_neutral_with_the_requested_salt(md_run):
+    report = json.loads(Path(out(md_run, "system_report")).read_text())
+    assert report["solute_charge_e"] == 0.0 and report["net_charge_e"] == 0.0  # 1UBQ: 11 K+R, 11 D+E
+    assert report["sodium_ions"] == report["chloride_ions"] > 0
+    # genion: pairs = round(c * V * N_A) of the whole box; within one pair of the request
+    assert abs(report["salt_molar_in_box"] - INPUTS["gromacs.salt_molar"]) <= 1 / (report["box_volume_nm3"] * 0.6022)
+    assert summary(md_run)["system"] == report
+
+
+def test_identical_inputs_give_identical_systems(md_run, run_task):
+    """genion's random choice of the waters it replaces is seeded (seed input): the same inputs give the same
+    system byte for byte; another seed places the same ions elsewhere."""
+    given = {"structure": out(md_run, "prepared_structure"), "name": "again", "force_field": "oplsaa",
+             "water_model": "spce", "box_type": INPUTS["gromacs.box_type"],
+             "box_distance_nm": INPUTS["gromacs.box_distance_nm"], "salt_molar": INPUTS["gromacs.salt_molar"]}
+    same = run_task(WDL_TASKS, "prepare_system", given)
+    first = Path(out(md_run, "system")).read_bytes()
+    assert Path(same.outputs["prepare_system.system"]).read_bytes() == first
+    other = run_task(WDL_TASKS, "prepare_system", {**given, "seed": 7})
+    moved = Path(other.outputs["prepare_system.system"]).read_bytes()
+    assert moved != first and len(moved.splitlines()) == len(first.splitlines())
+
+
+def test_resume_without_steps_left_is_one_line(md_run, run_workflow, expect_user_error):
+    message = expect_user_error(run_workflow, "gromacs", resume_tpr=out(md_run, "production_tpr"),
+                                resume_checkpoint=out(md_run, "checkpoint"),
+                                production_steps=INPUTS["gromacs.production_steps"])
+    assert message.endswith("nothing to do: the checkpoint is at step 1000 (2 ps), which is production_steps (1000); "
+                            "to extend the run give production_steps larger than 1000 (the total, counted from the "
+                            "start of production)"), message
+
+
+def test_production_runs_the_simd_build_this_cpu_takes(md_run):
+    """auto: the build GROMACS recommends for this CPU among the image's (containers/shared/gmx_simd.py; this
+    machine, AMD Zen3 with AVX2 and no AVX-512: AVX2_256, where Debian's build is SSE4.1)."""
+    simd = load_script(settings.REPO_ROOT / "containers" / "shared" / "gmx_simd.py")
+    cpu = simd.parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+    expected = simd.decide("auto", cpu, simd.ENGINE_PATHS).simd
+    log = Path(out(md_run, "production_log")).read_text()
+    assert re.search(rf"^SIMD instructions selected at compile time:\s+{re.escape(expected)}$", log, re.M), \
+        re.findall(r"^SIMD instructions.*$", log, re.M)
+    if "avx2" in cpu.flags:
+        assert expected != "SSE4.1"
+
+
+def test_rmsf_and_secondary_structure_over_the_trajectory(md_run):
+    (rmsf_path,) = [Path(p) for p in md_run.outputs["gromacs.tables"] if Path(p).name == "rmsf_nm.tsv"]
+    rows = [ln.split("\t") for ln in rmsf_path.read_text().splitlines()]
+    assert rows[0] == ["residue_index", "residue", "rmsf_nm"] and len(rows) == 77  # 76 residues
+    values = [float(r[2]) for r in rows[1:]]
+    assert all(0.0 < v < 0.5 for v in values)
+    (ss_path,) = [Path(p) for p in md_run.outputs["gromacs.tables"] if Path(p).name == "secondary_structure.tsv"]
+    lines = ss_path.read_text().splitlines()
+    header = lines[0].split("\t")
+    assert header[0] == "time_ps" and {"a_helix", "b_sheet", "coil"} <= set(header)
+    frames = [[float(x) for x in ln.split("\t")] for ln in lines[1:]]
+    assert len(frames) == summary(md_run)["md_frames"]
+    assert all(abs(sum(f[1:]) - 1.0) < 1e-3 for f in frames)
+    s = summary(md_run)
+    assert 0.15 <= s["md_mean_helix_fraction"] <= 0.35 and 0.25 <= s["md_mean_sheet_fraction"] <= 0.45, s
+    assert {"rmsf_nm", "secondary_structure"} <= {Path(p).stem for p in md_run.outputs["gromacs.plots"]}

@@ -16,6 +16,7 @@ test_merged_mdp_of_a_production_stage_with_a_user_file_and_overrides.
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import sys
@@ -59,6 +60,19 @@ def test_one_and_optional_read_write_lines_files(tmp_path):
         gt.one("name", lines_file(tmp_path, "f"))
     with pytest.raises(gt.TaskError, match="^mdp holds a newline"):
         gt.optional("mdp", lines_file(tmp_path, "g", "a", "b"))
+
+
+def test_task_values_arrays_and_booleans(tmp_path):
+    """task_values.py (containers/shared/, beside gromacs-tasks and prepare-structure): the readers both share."""
+    tv = load_script(settings.REPO_ROOT / "containers" / "shared" / "task_values.py")
+    assert tv.items("chains", lines_file(tmp_path, "a", "A", " B ", ""), 3) == ["A", "B"]
+    assert tv.items("chains", lines_file(tmp_path, "b"), 0) == []
+    with pytest.raises(tv.TaskError, match="^an item of chains holds a newline: give each as its own list item$"):
+        tv.items("chains", lines_file(tmp_path, "c", "A", "touch pwned"), 1)
+    assert (tv.boolean("true"), tv.boolean("false")) == (True, False)
+    with pytest.raises(argparse.ArgumentTypeError, match="'True' is not true or false"):
+        tv.boolean("True")
+    assert gt.one.__module__ == gt.read_text.__module__ == "task_values"  # one reader, not copies
 
 
 @pytest.mark.parametrize("name", ["1ubq", "my_protein.v2", "A-1", "x" * 64])
@@ -222,36 +236,47 @@ def test_merged_mdp_of_a_production_stage_with_a_user_file_and_overrides():
 # --- prepare-system --------------------------------------------------------------------------------------------
 
 
-def test_structure_pdb_accepts_pdb_and_gzip():
-    pdb = PDB.read_bytes()
-    assert gt.structure_pdb(pdb, "1ubq.pdb") == pdb
-    assert gt.structure_pdb(gzip.compress(pdb), "1ubq.pdb.gz") == pdb
+def test_ions_are_placed_from_a_run_input_without_ewald_sums():
+    """grompp refuses PME on a charged system with a warning, so the run input genion reads (before any ion is
+    there) must not use Ewald sums: the cause of every charged protein failing before (1AKI +8)."""
+    settings_ = dict(gt.parse_mdp(gt.ION_MDP, "ions"))
+    assert settings_["coulombtype"].lower() not in ("pme", "ewald", "p3m-ad", "pme-switch", "pme-user")
+    assert settings_["nsteps"] == "0"
 
 
-@pytest.mark.parametrize(("content", "expected"), [
-    (gzip.compress(PDB.read_bytes())[:300], "structure 'x' is a damaged gzip file: give the PDB file again"),
-    (b"data_1UBQ\n#\nloop_\n_atom_site.group_PDB\nATOM   1 N\n",
-     "structure 'x' is mmCIF, not PDB: download the entry in PDB format or convert it (e.g. gemmi convert in.cif "
-     "out.pdb)"),
-    (b"Structure of my protein\nsee the supplementary data\n",
-     "structure 'x' is not a PDB file (no ATOM/HETATM records): give a protein structure in PDB format"),
-])
-def test_structure_pdb_refuses(content, expected):
-    with pytest.raises(gt.TaskError) as info:
-        gt.structure_pdb(content, "x")
-    assert str(info.value) == expected
+def charged_topology(tmp_path: Path) -> Path:
+    """The recorded topology of a -2 e protein after genion (tests/data/gromacs_scripts/charged/README.md)."""
+    top = tmp_path / "topol.top"
+    top.write_bytes(gzip.decompress((DATA / "charged" / "topol.top.gz").read_bytes()))
+    return top
 
 
-def test_strip_water_keeps_the_protein():
-    pdb = PDB.read_bytes()
-    clean = gt.strip_water(pdb, "1ubq.pdb")
-    waters = [ln for ln in pdb.split(b"\n") if ln[17:20] == b"HOH"]
-    assert waters and len(clean.split(b"\n")) == len(pdb.split(b"\n")) - len(waters)
-    assert not [ln for ln in clean.split(b"\n") if ln[17:20] == b"HOH" and ln.startswith((b"ATOM", b"HETATM"))]
-    assert clean.count(b"\nATOM  ") == pdb.count(b"\nATOM  ") > 600
-    only_water = b"\n".join(waters) + b"\n"
-    with pytest.raises(gt.TaskError, match="^structure 'w.pdb' holds only water: give a protein structure$"):
-        gt.strip_water(only_water, "w.pdb")
+def test_charge_and_ions_from_a_recorded_topology(tmp_path):
+    charges, molecules = gt.topology_molecules(charged_topology(tmp_path), DATA / "charged")
+    assert round(charges["Protein_chain_A"], 4) == -2.0
+    assert (charges["NA"], charges["CL"], charges["SOL"]) == (1.0, -1.0, 0.0)
+    assert molecules == [("Protein_chain_A", 1), ("SOL", 3438), ("NA", 13), ("CL", 11)]
+
+
+def test_system_report_of_a_neutralised_charged_protein(tmp_path):
+    report = gt.system_report(charged_topology(tmp_path), DATA / "charged", data("charged/ions.gro.box"), 0.15, 7)
+    assert report == {"solute_charge_e": -2.0, "net_charge_e": 0.0, "sodium_ions": 13, "chloride_ions": 11,
+                      "water_molecules": 3438, "box_volume_nm3": 119.109, "salt_molar_requested": 0.15,
+                      "salt_molar_in_box": 0.1534, "genion_seed": 7}
+
+
+def test_system_report_refuses_a_molecule_it_cannot_find(tmp_path):
+    """Includes not found (here the force field's water and ions files) cannot hide a charge: refused."""
+    expected = r"^the topology lists molecule\(s\) CL,NA,SOL without a \[ moleculetype \]$"
+    with pytest.raises(gt.TaskError, match=expected):
+        gt.system_report(charged_topology(tmp_path), tmp_path, data("charged/ions.gro.box"), 0.15, 7)
+
+
+def test_box_volume_of_cubic_and_triclinic_boxes():
+    assert gt.gro_volume_nm3("t\n0\n   5.00000   4.00000   2.00000\n") == 40.0
+    assert round(gt.gro_volume_nm3(data("charged/ions.gro.box")), 3) == 119.109  # a dodecahedron's 9 numbers
+    with pytest.raises(gt.TaskError, match="no box line"):
+        gt.gro_volume_nm3("t\n1\n    1SOL     OW    1   0.126   1.624   1.679\n")
 
 
 @pytest.fixture()
@@ -302,7 +327,82 @@ def test_part_outputs_of_a_resumed_run():
     assert gt.part_outputs("1ubq", ["1ubq.md.xtc"]) == []
 
 
+def test_checkpoint_step_from_recorded_gmx_dump():
+    assert gt.checkpoint_step(data("dump-cp.out")) == 1000
+    assert gt.checkpoint_step("GROMACS version = 2022.5\n") is None
+
+
+@pytest.mark.parametrize(("nsteps", "expected"), [
+    (1000, "nothing to do: the checkpoint is at step 1000 (2 ps), which is production_steps (1000); to extend the "
+           "run give production_steps larger than 1000 (the total, counted from the start of production)"),
+    (500, "production_steps (500) is below the checkpoint's step 1000 (2 ps): give production_steps larger than "
+          "1000 (the total, counted from the start of production)"),
+])
+def test_resume_without_steps_left_is_one_line(nsteps, expected):
+    with pytest.raises(gt.TaskError) as info:
+        gt.check_resume(1000, "2", nsteps)
+    assert str(info.value) == expected
+    gt.check_resume(1000, "2", 1001)  # one step left: runs
+
+
 # --- analysis --------------------------------------------------------------------------------------------------
+
+
+def test_energy_minimisation_outcome_from_recorded_logs():
+    assert gt.em_outcome(data("em.log.tail")) == ""
+    assert gt.em_outcome(data("em5.log")) == ("energy minimisation did not reach Fmax < 1000: Fmax 6.1421138e+03 "
+                                              "kJ/mol/nm after 6 steps (step limit reached)")
+    precision = ("Steepest Descents converged to machine precision in 36 steps,\nbut did not reach the requested "
+                 "Fmax < 1000.\nPotential Energy  = -2.4e+05\nMaximum force     =  1.2e+03 on atom 5\n")
+    assert gt.em_outcome(precision) == ("energy minimisation did not reach Fmax < 1000: Fmax 1.2e+03 kJ/mol/nm "
+                                        "after 36 steps (machine precision reached)")
+
+
+def test_unconverged_minimisation_fails_unless_allowed(capsys):
+    with pytest.raises(gt.TaskError) as info:
+        gt.check_minimised(data("em5.log"), allowed=False)
+    assert str(info.value).endswith("(step limit reached): raise em_steps, check the structure (clashes, missing "
+                                    "atoms), or set allow_unconverged_em = true to go on and have it flagged in the "
+                                    "summary")
+    gt.check_minimised(data("em5.log"), allowed=True)
+    assert capsys.readouterr().err.startswith("WARNING: energy minimisation did not reach Fmax < 1000")
+    gt.check_minimised(data("em.log.tail"), allowed=False)
+
+
+def test_run_reports_carry_the_warning_of_an_allowed_unconverged_minimisation(tmp_path):
+    preparation = tmp_path / "p.json"
+    preparation.write_text('{"models": 3, "model_used": 2}')
+    found = gt.run_reports(str(preparation), "", data("em5.log"))
+    assert found["preparation"] == {"models": 3, "model_used": 2} and "system" not in found
+    assert found["warnings"] == ["energy minimisation did not reach Fmax < 1000: Fmax 6.1421138e+03 kJ/mol/nm after "
+                                 "6 steps (step limit reached); the run went on because allow_unconverged_em = true"]
+    assert gt.run_reports("", "", data("em.log.tail"))["warnings"] == []
+    assert gt.run_reports("", "", None) == {"warnings": []}  # resumed: no minimisation in this run
+
+
+def test_secondary_structure_fractions_of_recorded_do_dssp_output():
+    """``gmx do_dssp -ver 4 -sc`` of the 1UBQ production (11 frames; 76 residues in every frame)."""
+    names, rows = gt.secondary_structure(data("dssp-scount.xvg"))
+    assert names == ["Coil", "B-Sheet", "B-Bridge", "Bend", "Turn", "A-Helix", "3-Helix", "PPII-Helix"]
+    assert len(rows) == 11 and rows[0][0] == 0.0 and rows[-1][0] == 2.0
+    assert rows[0][1:] == [round(c / 76, 4) for c in (15, 24, 2, 3, 11, 16, 3, 2)]
+    assert all(abs(sum(row[1:]) - 1) < 1e-3 for row in rows)
+    helix = gt.class_mean(names, rows, gt.HELIX)
+    sheet = gt.class_mean(names, rows, gt.SHEET)
+    assert 0.2 < helix < 0.3 and 0.3 < sheet < 0.4  # ubiquitin: one alpha helix and a five-stranded sheet
+
+
+def test_dssp_frames_are_thinned_to_a_bounded_count():
+    assert gt.frame_stride([0.0, 0.2, 0.4]) is None
+    assert gt.frame_stride([i * 0.2 for i in range(1001)]) == 1.2  # 1001 frames -> every 6th: 167 frames
+    assert gt.frame_stride([i * 10.0 for i in range(400)], most=200) == 20.0
+
+
+def test_rmsf_rows_of_recorded_gmx_rmsf():
+    rows = gt.xvg_rows(data("rmsf.xvg"))
+    assert len(rows) == 76 and rows[0] == ("1", "0.0304")
+    assert max(float(v) for _, v in rows) < 0.5  # a folded protein in 2 ps: C-alpha fluctuations well below 0.5 nm
+
 
 
 def test_means_with_four_decimals():
@@ -392,8 +492,8 @@ def md_stage_args(tmp_path: Path, **given: list[str]) -> list[str]:
         args += [f"--{key}", lines_file(tmp_path, key, *lines)]
     return args + ["--mdp_override_count", str(len(values["mdp_overrides"])), "--nsteps", "10", "--temperature_k",
                    "300.000000", "--pressure_bar", "1.000000", "--timestep_ps", "0.002000",
-                   "--energy_interval_steps", "100", "--frame_interval_steps", "0", "--cpu", "2",
-                   "--run_mdrun", "true"]
+                   "--energy_interval_steps", "100", "--frame_interval_steps", "0", "--cpu", "2", "--seed", "7",
+                   "--run_mdrun", "true", "--allow_unconverged_em", "false"]
 
 
 @pytest.mark.parametrize(("given", "expected"), [
@@ -433,9 +533,6 @@ def test_md_stage_user_mdp_file_is_checked_first(tmp_path, monkeypatch, capsys):
     ({"box_type": ["sphere"]}, "ERROR: box_type is 'sphere': choose one of cubic, dodecahedron, octahedron, "
                                "triclinic"),
     ({"force_field": ["x\ntouch pwned"]}, "ERROR: force_field holds a newline: give it as one line"),
-    ({"structure": [str(DATA / "oplsaa.watermodels.dat")]},
-     "ERROR: structure 'oplsaa.watermodels.dat' is not a PDB file (no ATOM/HETATM records): give a protein "
-     "structure in PDB format"),
 ])
 def test_prepare_system_refuses_before_any_work(tmp_path, monkeypatch, capsys, given, expected):
     values = {"name": ["1ubq"], "structure": [str(PDB)], "force_field": ["oplsaa"], "water_model": ["spce"],
@@ -447,7 +544,7 @@ def test_prepare_system_refuses_before_any_work(tmp_path, monkeypatch, capsys, g
     work.mkdir()
     monkeypatch.chdir(work)
     code, err = run_main(capsys, *args, "--box_distance_nm", "1.000000", "--salt_molar", "0.150000",
-                         "--strip_crystal_water", "true")
+                         "--seed", "7")
     assert (code, err) == (1, expected + "\n")
     assert list(work.iterdir()) == []
 
@@ -468,3 +565,17 @@ def test_unreadable_file_is_one_error_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, err = run_main(capsys, *md_stage_args(tmp_path, mdp=[str(tmp_path / "gone.mdp")]))
     assert (code, err) == (1, f"ERROR: md-stage: No such file or directory: {tmp_path / 'gone.mdp'}\n")
+
+
+def test_preparation_left_unfixed_by_choice_is_a_warning():
+    """prepare_structure's report (containers/gromacs/prepare_structure.py) of 1DPX without residues 50-52, loops
+    not added, and of a residue whose missing atoms were not added."""
+    report = {"missing_residues_not_added": [
+        {"chain": "A", "where": "internal", "after": "GLY49", "residues": ["SER", "THR", "ASP"]},
+        {"chain": "A", "where": "C-terminal", "after": "LEU129", "residues": ["GLY"]}],
+        "missing_atoms_not_added": [{"residue": "LEU", "chain": "A", "number": "129"}]}
+    assert gt.preparation_warnings(report) == [
+        "the structure has internal gaps that were not filled (3 residues of chain A after GLY49): pdb2gmx bonded "
+        "across them; set add_missing_loops = true to build them",
+        "residues with missing heavy atoms were left incomplete (LEU A129): set add_missing_atoms = true"]
+    assert gt.preparation_warnings({"missing_residues_not_added": [], "missing_atoms_not_added": []}) == []

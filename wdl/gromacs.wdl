@@ -4,11 +4,15 @@ import "tasks/gromacs.wdl" as gmx
 
 workflow gromacs {
     meta {
-        description: "GROMACS molecular dynamics of a protein in water: pdb2gmx -> box -> solvate -> ions -> energy minimisation -> NVT -> NPT -> production MD (CPU or GPU, checkpointed, resumable) -> analysis tables and plots. With resume_checkpoint and resume_tpr, only the production run (continued) and its analysis run."
+        description: "GROMACS molecular dynamics of a protein (or protein-nucleic acid complex) in water, from a structure as downloaded from the RCSB: preparation (PDBFixer: model, altloc, chains, waters, heterogens, nonstandard residues, missing atoms; force-field checks) -> pdb2gmx -> box -> solvate -> ions -> energy minimisation -> NVT -> NPT -> production MD (CPU or GPU, checkpointed, resumable) -> analysis tables and plots. With resume_checkpoint and resume_tpr, only the production run (continued) and its analysis run."
         author: "batchpipes"
         outputs: {
-            summary: "JSON summary: EM Fmax and potential, mean NVT temperature, mean NPT density, production frames, RMSD, Rg, ns/day",
-            tables: "TSV tables: energies, temperature, pressure, density, RMSD, radius of gyration",
+            summary: "JSON summary: EM Fmax and potential, mean NVT temperature, mean NPT density, production frames, RMSD, Rg, RMSF, secondary structure, ns/day; the preparation and system reports; warnings",
+            prepared_structure: "The prepared structure (PDB) pdb2gmx read; not when resuming",
+            preparation_report: "What preparation changed (JSON): model used, chains, altlocs, waters and heterogens removed, residues replaced, atoms added; not when resuming",
+            preparation_report_text: "The preparation report as text; not when resuming",
+            system_report: "Net charge, ions added and salt concentration of the system (JSON); not when resuming",
+            tables: "TSV tables: energies, temperature, pressure, density, RMSD, radius of gyration, per-residue RMSF, secondary structure",
             plots: "PNG plots of the tables",
             system: "Solvated, neutralised system (.gro); not when resuming",
             topology: "topol.top and its .itp includes, tar.gz; not when resuming",
@@ -28,7 +32,7 @@ workflow gromacs {
     }
 
     parameter_meta {
-        structure: "Protein structure, PDB format (e.g. 1UBQ; gzip-compressed accepted; not mmCIF)"
+        structure: "Structure as downloaded from the RCSB: PDB or mmCIF (detected by content), gzip-compressed accepted"
         name: {
             description: "Output prefix: the outputs are named <name>.*",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -49,7 +53,28 @@ workflow gromacs {
         }
         box_distance_nm: "Minimum protein-to-box-edge distance, nm"
         salt_molar: "NaCl added after neutralising, mol/L"
-        strip_crystal_water: "Remove crystal waters before pdb2gmx"
+        model: "Model to use (1-based) of an entry with several MODELs (NMR); reported"
+        chains: {
+            description: "Chain IDs to keep (author chain names); empty: all chains",
+            pattern: "^[A-Za-z0-9]{1,4}$",
+            pattern_help: "this is not a chain ID: give the author chain IDs of the file (letters and digits, e.g. A)"
+        }
+        altloc: {
+            description: "Alternate location to keep (e.g. A or B); empty: the first of each atom",
+            pattern: "^[A-Za-z0-9]?$",
+            pattern_help: "this is not an alternate location: give one letter (e.g. A), or leave it empty for the first"
+        }
+        keep_water: "Keep crystal waters (default: removed)"
+        keep_heterogens: {
+            description: "Residue names of heterogens to keep (ions such as ZN, CA that the force field knows); others are removed; ligands need parameters of their own (out of scope: see docs/gromacs.md)",
+            pattern: "^[A-Za-z0-9]{1,5}$",
+            pattern_help: "this is not a residue name: give RCSB residue names of heterogens (e.g. ZN, CA)"
+        }
+        replace_nonstandard: "Replace nonstandard residues by their standard parents (MSE -> MET, ...)"
+        add_missing_atoms: "Add missing heavy atoms (hydrogens come from pdb2gmx)"
+        add_missing_loops: "Also add missing internal residues (loops) from SEQRES; never the termini"
+        seed: "Random seed of ion placement (genion), generated velocities and thermostat/barostat noise: identical inputs give identical systems"
+        allow_unconverged_em: "Go on when energy minimisation stops before Fmax < emtol; the summary and the CLI's final message flag it. Default: fail with one line"
         temperature_k: "Temperature of NVT, NPT and production, K"
         pressure_bar: "Pressure of NPT and production, bar"
         timestep_ps: "MD time step, ps"
@@ -69,6 +94,10 @@ workflow gromacs {
         production_mdp_overrides: "mdp lines 'key = value' for production, applied last"
         gpu: "Run production on a GPU (CUDA image, gpuCount, GPU-resident mdrun)"
         gpu_count: "GPUs for production when gpu is true"
+        simd: {
+            description: "CPU production engine: auto (the best SIMD build of the image this CPU runs: AVX_512, AVX2_256, else Debian's SSE4.1 build) or one level",
+            choices: ["auto", "AVX_512", "AVX2_256", "SSE4.1"]
+        }
         checkpoint_minutes: "Minutes between production checkpoints"
         resume_checkpoint: "Checkpoint of an earlier production run to continue from (Spot interruption, or extending a run)"
         resume_tpr: "production_tpr of the run that wrote resume_checkpoint; with it, setup and equilibration are skipped"
@@ -89,7 +118,16 @@ workflow gromacs {
         String box_type = "dodecahedron"
         Float box_distance_nm = 1.0
         Float salt_molar = 0.15
-        Boolean strip_crystal_water = true
+        Int model = 1
+        Array[String] chains = []
+        String altloc = ""
+        Boolean keep_water = false
+        Array[String] keep_heterogens = []
+        Boolean replace_nonstandard = true
+        Boolean add_missing_atoms = true
+        Boolean add_missing_loops = false
+        Int seed = 20261124
+        Boolean allow_unconverged_em = false
         Float temperature_k = 300.0
         Float pressure_bar = 1.0
         Float timestep_ps = 0.002
@@ -109,14 +147,15 @@ workflow gromacs {
         Array[String] production_mdp_overrides = []
         Boolean gpu = false
         Int gpu_count = 1
+        String simd = "auto"
         Int checkpoint_minutes = 15
         File? resume_checkpoint
         File? resume_tpr
         Int cpu = 2
         Int production_cpu = 8
         Int memory_gb = 4
-        String gromacs_image = "batchpipes/gromacs:51bc3723227d"
-        String gromacs_cuda_image = "batchpipes/gromacs-cuda:dadf37bfcff6"
+        String gromacs_image = "batchpipes/gromacs:a8663ea56d59"
+        String gromacs_cuda_image = "batchpipes/gromacs-cuda:7ee4ebf33984"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }
@@ -124,16 +163,33 @@ workflow gromacs {
     Boolean continue_only = defined(resume_checkpoint) && defined(resume_tpr)
 
     if (!continue_only) {
-        call gmx.prepare_system {
+        call gmx.prepare_structure {
             input:
                 structure = structure,
+                name = name,
+                force_field = force_field,
+                model = model,
+                chains = chains,
+                altloc = altloc,
+                keep_water = keep_water,
+                keep_heterogens = keep_heterogens,
+                replace_nonstandard = replace_nonstandard,
+                add_missing_atoms = add_missing_atoms,
+                add_missing_loops = add_missing_loops,
+                docker_image = gromacs_image,
+                memory_gb = memory_gb
+        }
+
+        call gmx.prepare_system {
+            input:
+                structure = prepare_structure.prepared,
                 name = name,
                 force_field = force_field,
                 water_model = water_model,
                 box_type = box_type,
                 box_distance_nm = box_distance_nm,
                 salt_molar = salt_molar,
-                strip_crystal_water = strip_crystal_water,
+                seed = seed,
                 docker_image = gromacs_image,
                 memory_gb = memory_gb
         }
@@ -144,6 +200,7 @@ workflow gromacs {
                 structure = prepare_system.system,
                 topology = prepare_system.topology,
                 nsteps = em_steps,
+                allow_unconverged_em = allow_unconverged_em,
                 mdp = em_mdp,
                 mdp_overrides = em_mdp_overrides,
                 name = name,
@@ -158,6 +215,7 @@ workflow gromacs {
                 structure = select_first([minimize.gro]),
                 topology = prepare_system.topology,
                 nsteps = nvt_steps,
+                seed = seed,
                 temperature_k = temperature_k,
                 timestep_ps = timestep_ps,
                 energy_interval_steps = energy_interval_steps,
@@ -176,6 +234,7 @@ workflow gromacs {
                 topology = prepare_system.topology,
                 previous_checkpoint = nvt.checkpoint,
                 nsteps = npt_steps,
+                seed = seed,
                 temperature_k = temperature_k,
                 pressure_bar = pressure_bar,
                 timestep_ps = timestep_ps,
@@ -195,6 +254,7 @@ workflow gromacs {
                 topology = prepare_system.topology,
                 previous_checkpoint = npt.checkpoint,
                 nsteps = production_steps,
+                seed = seed,
                 temperature_k = temperature_k,
                 pressure_bar = pressure_bar,
                 timestep_ps = timestep_ps,
@@ -218,6 +278,7 @@ workflow gromacs {
             checkpoint_minutes = checkpoint_minutes,
             gpu = gpu,
             gpu_count = gpu_count,
+            simd = simd,
             name = name,
             docker_image = if gpu then gromacs_cuda_image else gromacs_image,
             gpu_queue_arn = gpu_queue_arn,
@@ -236,6 +297,8 @@ workflow gromacs {
             md_trajectory = production.trajectory,
             md_tpr = production.run_input,
             md_log = production.log,
+            preparation = prepare_structure.report,
+            system_report = prepare_system.system_report,
             name = name,
             docker_image = gromacs_image,
             memory_gb = memory_gb
@@ -243,6 +306,10 @@ workflow gromacs {
 
     output {
         File summary = analysis.summary
+        File? prepared_structure = prepare_structure.prepared
+        File? preparation_report = prepare_structure.report
+        File? preparation_report_text = prepare_structure.report_text
+        File? system_report = prepare_system.system_report
         Array[File] tables = analysis.tables
         Array[File] plots = analysis.plots
         File? system = prepare_system.system

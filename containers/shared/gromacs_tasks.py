@@ -15,7 +15,6 @@ any file is written.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import os
@@ -23,14 +22,16 @@ import re
 import shutil
 import subprocess
 import sys
-import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 # task_common.py (containers/shared/, beside this script in the image): the name rule, TaskError and the
 # one-ERROR-line main.
+import gmx_simd
 import task_common
 from task_common import Command, TaskError, run_main
+from task_values import boolean, one, optional, read_text, text_lines
 
 BOX_TYPES = ("cubic", "dodecahedron", "octahedron", "triclinic")
 STAGES = ("em", "nvt", "npt", "md")
@@ -38,11 +39,14 @@ MDP_KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 ENV = {**os.environ, "GMX_MAXBACKUP": "-1", "LC_ALL": "C"}
 
 # --- the mdp defaults of each stage (merged under the user's mdp file, the named inputs and the overrides) ---
+# The run input genion reads (positions and charges only; nothing is integrated). A plain cut-off, not PME: before
+# the ions are added a charged protein leaves the system charged, and grompp refuses Ewald sums on a charged system
+# with a warning ("You are using Ewald electrostatics in a system with net charge") that would fail this very step.
 ION_MDP = """\
 integrator    = steep
 nsteps        = 0
 cutoff-scheme = Verlet
-coulombtype   = PME
+coulombtype   = Cut-off
 rcoulomb      = 1.0
 rvdw          = 1.0
 pbc           = xyz
@@ -58,43 +62,13 @@ MD_DEFAULTS = [
     ("rcoulomb", "1.0"), ("rvdw", "1.0"), ("fourierspacing", "0.16"), ("DispCorr", "EnerPres"), ("pbc", "xyz"),
     ("tcoupl", "V-rescale"), ("tc-grps", "Protein Non-Protein"), ("tau-t", "0.1 0.1"),
 ]
-NVT_DEFAULTS = [("define", "-DPOSRES"), ("continuation", "no"), ("gen-vel", "yes"), ("gen-seed", "20261124"),
-                ("pcoupl", "no")]
+NVT_DEFAULTS = [("define", "-DPOSRES"), ("continuation", "no"), ("gen-vel", "yes"), ("pcoupl", "no")]
 PRESSURE_DEFAULTS = [("continuation", "yes"), ("gen-vel", "no"), ("pcoupl", "C-rescale"),
                      ("pcoupltype", "isotropic"), ("tau-p", "1.0"), ("compressibility", "4.5e-5"),
                      ("refcoord-scaling", "com")]
 
 
-# --- values from engine-written files --------------------------------------------------------------------------
-
-
-def read_text(path: Path | str) -> str:
-    """A file's text, bytes that are not UTF-8 kept as they are (surrogate escapes)."""
-    return Path(path).read_text(encoding="utf-8", errors="surrogateescape")
-
-
-def text_lines(text: str) -> list[str]:
-    """The lines of ``text`` as awk and ``mapfile`` see them: split at newlines only, no empty line after the last."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
-def one(label: str, path: Path | str) -> str:
-    """The single line of a ``write_lines`` file (a value holding a newline is refused)."""
-    lines = text_lines(read_text(path))
-    if len(lines) != 1:
-        raise TaskError(f"{label} holds a newline: give it as one line")
-    return lines[0]
-
-
-def optional(label: str, path: Path | str) -> str:
-    """As :func:`one`, but "" when the optional input was not given (an empty file)."""
-    lines = text_lines(read_text(path))
-    if len(lines) > 1:
-        raise TaskError(f"{label} holds a newline: give it as one line")
-    return lines[0] if lines else ""
+# --- values from engine-written files (task_values.py: read_text, one, optional, ...) -----------------------
 
 
 def values(a: argparse.Namespace, *labels: str) -> dict[str, str]:
@@ -253,8 +227,10 @@ def stage_defaults(stage: str) -> list[MdpLine]:
 
 
 def named_inputs(stage: str, base: dict[str, MdpLine], nsteps: str, timestep: str, energy_interval: str,
-                 frame_interval: str, temperature: str, pressure: str) -> list[MdpLine]:
-    """The task's numeric inputs as mdp lines: one reference temperature per coupling group of ``base``."""
+                 frame_interval: str, temperature: str, pressure: str, seed: str = "") -> list[MdpLine]:
+    """The task's numeric inputs as mdp lines: one reference temperature per coupling group of ``base``; the seed
+    (when given) of the generated velocities (nvt) and of the stochastic terms of the V-rescale thermostat and the
+    C-rescale barostat (ld-seed, every MD stage), so that identical inputs give identical runs."""
     pairs = [("nsteps", nsteps)]
     if stage == "em":
         return pairs
@@ -263,6 +239,9 @@ def named_inputs(stage: str, base: dict[str, MdpLine], nsteps: str, timestep: st
               ("ref-t", " ".join([temperature] * groups)), ("gen-temp", temperature)]
     if stage != "nvt":
         pairs.append(("ref-p", pressure))
+    if seed:
+        pairs += [("gen-seed", seed)] if stage == "nvt" else []
+        pairs.append(("ld-seed", seed))
     return pairs
 
 
@@ -307,37 +286,6 @@ def gpu_support(version_text: str) -> bool:
 
 # --- prepare-system --------------------------------------------------------------------------------------------
 
-ATOM_RE = re.compile(rb"^(ATOM  |HETATM)", re.M)
-MMCIF_RE = re.compile(rb"^(data_|loop_|_atom_site\.)", re.M)
-WATER_RE = re.compile(rb"^(ATOM  |HETATM).{11}(HOH|WAT|DOD)")
-
-
-def structure_pdb(data: bytes, shown: str) -> bytes:
-    """The PDB text of a structure file: gzip-compressed accepted; mmCIF and other formats refused."""
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise TaskError(f"structure '{shown}' is a damaged gzip file: give the PDB file again") from exc
-    if MMCIF_RE.search(data):
-        raise TaskError(f"structure '{shown}' is mmCIF, not PDB: download the entry in PDB format or convert it "
-                        "(e.g. gemmi convert in.cif out.pdb)")
-    if not ATOM_RE.search(data):
-        raise TaskError(f"structure '{shown}' is not a PDB file (no ATOM/HETATM records): give a protein structure "
-                        "in PDB format")
-    return data
-
-
-def strip_water(pdb: bytes, shown: str) -> bytes:
-    """The PDB without its crystal waters (HOH, WAT, DOD); a structure of water only is refused."""
-    lines = pdb.split(b"\n")
-    kept = [line for line in lines if not WATER_RE.match(line)]
-    clean = b"\n".join(kept)
-    if not ATOM_RE.search(clean):
-        raise TaskError(f"structure '{shown}' holds only water: give a protein structure")
-    return clean
-
-
 def watermodels(path: Path) -> list[str]:
     """The water model names (first field of each line) of a force field's watermodels.dat; [] without one."""
     try:
@@ -362,6 +310,93 @@ def gro_atoms(gro_text: str) -> int:
     return max(len(text_lines(gro_text)) - 3, 0)
 
 
+def gro_volume_nm3(gro_text: str) -> float:
+    """The box volume of a .gro file from its last line (v1x v2y v3z, then the off-diagonal terms of a triclinic
+    box: the box matrix is lower triangular, so the volume is the product of the diagonal)."""
+    lines = text_lines(gro_text)
+    fields = lines[-1].split() if lines else []
+    if len(fields) not in (3, 9):
+        raise TaskError("the system's .gro file has no box line")
+    return float(fields[0]) * float(fields[1]) * float(fields[2])
+
+
+INCLUDE_RE = re.compile(r'^\s*#include\s+"([^"]+)"')
+SECTION_RE = re.compile(r"^\s*\[\s*(\w+)\s*\]")
+
+
+def topology_molecules(top: Path, ff_dir: Path) -> tuple[dict[str, float], list[tuple[str, int]]]:
+    """The charge of each molecule type of a GROMACS topology (the sum of the charge column of its [ atoms ]),
+    following its #include files (beside the topology first, then in the force-field folder ``ff_dir``; a
+    conditional include is followed too: only [ atoms ] are read, and restraint files hold none), and the
+    [ molecules ] list of the system as (name, count)."""
+    charges: dict[str, float] = {}
+    molecules: list[tuple[str, int]] = []
+    seen: set[Path] = set()
+
+    def read(path: Path) -> None:
+        if path in seen:
+            return
+        seen.add(path)
+        section = current = ""
+        for raw in text_lines(read_text(path)):
+            include = INCLUDE_RE.match(raw)
+            if include:
+                name = include.group(1)
+                found = next((c for c in (path.parent / name, ff_dir / name) if c.is_file()), None)
+                # an include not found cannot hide a charge: a molecule it defined is missing below and refused
+                if found is not None:
+                    read(found)
+                continue
+            line = raw.split(";", 1)[0].strip()
+            header = SECTION_RE.match(line)
+            if header:
+                section = header.group(1).lower()
+                continue
+            if not line or line.startswith("#"):
+                continue
+            fields = line.split()
+            if section == "moleculetype":
+                current = fields[0]
+                charges[current] = 0.0
+                section = ""
+            elif section == "atoms" and current and len(fields) >= 7:
+                charges[current] += float(fields[6])
+            elif section == "molecules" and len(fields) >= 2:
+                molecules.append((fields[0], int(fields[1])))
+
+    read(top)
+    return charges, molecules
+
+
+def system_report(top: Path, ff_dir: Path, gro_text: str, salt_molar: float, seed: int) -> dict[str, object]:
+    """Net charge and ions of a solvated, neutralised system from its topology, and the salt concentration the ion
+    count gives in its box (genion counts ion pairs from the box volume, as reported here)."""
+    charges, molecules = topology_molecules(top, ff_dir)
+    unknown = sorted({name for name, _ in molecules if name not in charges})
+    if unknown:
+        raise TaskError(f"the topology lists molecule(s) {','.join(unknown)} without a [ moleculetype ]")
+    counts: dict[str, int] = {}
+    for name, count in molecules:
+        counts[name] = counts.get(name, 0) + count
+    ions = {name: counts.get(name, 0) for name in ("NA", "CL")}
+    solute = sum(charges[name] * count for name, count in molecules if name not in ("NA", "CL", "SOL"))
+    total = sum(charges[name] * count for name, count in molecules)
+    volume = gro_volume_nm3(gro_text)
+    pairs = min(ions["NA"], ions["CL"])
+    return {
+        "solute_charge_e": round(solute, 4),
+        "net_charge_e": round(total, 4) + 0.0,  # + 0.0: no "-0.0"
+        "sodium_ions": ions["NA"],
+        "chloride_ions": ions["CL"],
+        "water_molecules": counts.get("SOL", 0),
+        "box_volume_nm3": round(volume, 3),
+        "salt_molar_requested": salt_molar,
+        # 1 mol/L = 0.6022 molecules per nm^3
+        "salt_molar_in_box": round(pairs / (volume * 0.602214076), 4),
+        "genion_seed": seed,
+    }
+
+
 def tar(archive: str, members: Sequence[str]) -> None:
     subprocess.run(["tar", "czf", archive, *members], env=ENV, check=True)
 
@@ -371,12 +406,8 @@ def prepare_system(a: argparse.Namespace) -> None:
     box = check_choice("box_type", one("box_type", a.box_type), BOX_TYPES)
     ff, water, given = values(a, "force_field", "water_model", "structure").values()
     structure = Path(given)
-    shown = structure.name
-    pdb = structure_pdb(structure.read_bytes(), shown)
-    check_force_field(force_field_dir(gmx_version()), ff, water)
-    clean = strip_water(pdb, shown) if a.strip_crystal_water else pdb
-
-    Path("clean.pdb").write_bytes(clean)
+    ff_dir = force_field_dir(gmx_version())
+    check_force_field(ff_dir, ff, water)
     logs = Path("logs")
     logs.mkdir(exist_ok=True)
 
@@ -387,11 +418,12 @@ def prepare_system(a: argparse.Namespace) -> None:
         text = read_text(log)
         residue = missing_residue(text) if what == "pdb2gmx" else ""
         if residue:
-            raise TaskError(f"structure '{shown}' has residue '{residue}', which force field {ff} does not know "
-                            "(a ligand, ion or modified residue): remove its lines from the PDB or use a force "
+            raise TaskError(f"structure '{structure.name}' has residue '{residue}', which force field {ff} does not "
+                            "know (a ligand, ion or modified residue): remove it (keep_heterogens) or use a force "
                             "field that has it")
         raise TaskError(f"gmx {what} failed: {fatal_error(text)}")
 
+    shutil.copyfile(structure, "clean.pdb")
     step("pdb2gmx", ["pdb2gmx", "-f", "clean.pdb", "-o", "protein.gro", "-p", "topol.top", "-i", "posre.itp",
                      "-ff", ff, "-water", water, "-ignh"])
     step("editconf", ["editconf", "-f", "protein.gro", "-o", "boxed.gro", "-c", "-d", a.box_distance_nm,
@@ -400,9 +432,16 @@ def prepare_system(a: argparse.Namespace) -> None:
     Path("ions.mdp").write_text(ION_MDP)
     step("grompp-ions", ["grompp", "-f", "ions.mdp", "-c", "solvated.gro", "-p", "topol.top", "-o", "ions.tpr"])
     system = f"{name}.system.gro"
-    step("genion", ["genion", "-s", "ions.tpr", "-o", system, "-p", "topol.top", "-pname", "NA", "-nname", "CL",
-                    "-neutral", "-conc", a.salt_molar], stdin="SOL\n")
-    Path("atoms.txt").write_text(f"{gro_atoms(read_text(system))}\n")
+    step("genion", ["genion", "-s", "ions.tpr", "-o", "ions.gro", "-p", "topol.top", "-pname", "NA", "-nname", "CL",
+                    "-neutral", "-conc", a.salt_molar, "-seed", a.seed], stdin="SOL\n")
+    gro_text = read_text("ions.gro")
+    report = system_report(Path("topol.top"), ff_dir, gro_text, float(a.salt_molar), int(a.seed))
+    if abs(float(str(report["net_charge_e"]))) > 1e-3:
+        raise TaskError(f"the system is not neutral after genion (net charge {report['net_charge_e']} e): "
+                        "see logs/genion.log")
+    Path(f"{name}.system.json").write_text(json.dumps(report, indent=2) + "\n")
+    os.replace("ions.gro", system)
+    Path("atoms.txt").write_text(f"{gro_atoms(gro_text)}\n")
     tar(f"{name}.topology.tar.gz", ["topol.top", *(f"./{p.name}" for p in sorted(Path().glob("*.itp")))])
     tar(f"{name}.prepare-logs.tar.gz", ["logs"])
 
@@ -425,7 +464,7 @@ def md_stage(a: argparse.Namespace) -> None:
 
     base = merge_mdp(stage_defaults(stage), user)
     inputs = named_inputs(stage, base, a.nsteps, a.timestep_ps, a.energy_interval_steps, a.frame_interval_steps,
-                          a.temperature_k, a.pressure_bar)
+                          a.temperature_k, a.pressure_bar, a.seed)
     if not run_logged(["tar", "xzf", topology], Path("tar.out")):
         raise TaskError(f"{stage}: topology '{Path(topology).name}' is not a topology tar.gz of prepare_system: "
                         f"{fatal_error(read_text('tar.out'))}")
@@ -450,8 +489,35 @@ def md_stage(a: argparse.Namespace) -> None:
     if a.run_mdrun:
         gmx_or_fail(f"{stage}: gmx mdrun", ["mdrun", "-deffnm", f"{name}.{stage}", "-ntmpi", "1", "-ntomp", a.cpu],
                     Path("mdrun.out"))
-        if stage == "em" and "converged to Fmax <" not in read_text(f"{name}.em.log"):
-            print(f"WARNING: energy minimisation stopped at {a.nsteps} steps before reaching emtol", file=sys.stderr)
+        if stage == "em":
+            check_minimised(read_text(f"{name}.em.log"), a.allow_unconverged_em)
+
+
+def em_outcome(log_text: str) -> str:
+    """"" when an energy minimisation's log says it converged to Fmax < emtol, otherwise why not, in one line
+    (Fmax reached and the step count, as GROMACS's log states them)."""
+    if "converged to Fmax <" in log_text:
+        return ""
+    fmax = log_values(log_text, "Maximum force", 3)
+    # "did not converge to Fmax < 1000 in 6 steps." or "converged to machine precision in 36 steps,\nbut did not
+    # reach the requested Fmax < 1000."
+    target = re.search(r"Fmax < ([0-9.eE+-]+?)\.?\s", log_text)
+    steps = re.search(r"(?:did not converge to Fmax < \S+|converged to machine precision) in (\d+) steps", log_text)
+    why = "machine precision reached" if "machine precision" in log_text else "step limit reached"
+    return (f"energy minimisation did not reach Fmax < {target.group(1) if target else 'emtol'}: Fmax "
+            f"{fmax[-1] if fmax else 'unknown'} kJ/mol/nm after {steps.group(1) if steps else 'all'} steps ({why})")
+
+
+def check_minimised(log_text: str, allowed: bool) -> None:
+    """Refuse an energy minimisation that did not converge (a system with clashes left goes on to blow up or to
+    give wrong dynamics) unless ``allowed``; then the warning goes to stderr and the run's summary."""
+    outcome = em_outcome(log_text)
+    if not outcome:
+        return
+    if not allowed:
+        raise TaskError(f"{outcome}: raise em_steps, check the structure (clashes, missing atoms), or set "
+                        "allow_unconverged_em = true to go on and have it flagged in the summary")
+    print(f"WARNING: {outcome} (allow_unconverged_em = true)", file=sys.stderr)
 
 
 # --- production ------------------------------------------------------------------------------------------------
@@ -464,12 +530,31 @@ def part_outputs(name: str, files: Iterable[str]) -> list[tuple[str, str]]:
             if f.startswith(prefix) and "." in f[len(prefix):]]
 
 
+def checkpoint_step(dump_text: str) -> int | None:
+    """The step a checkpoint was written at, from ``gmx dump -cp`` ("step = 1000"); None when not found."""
+    found = re.search(r"^step = (\d+)$", dump_text, re.M)
+    return int(found.group(1)) if found else None
+
+
+def check_resume(step: int, time_ps: str, nsteps: int) -> None:
+    """A resumed production must have steps left to run: the total step count counts from the start of
+    production, so a checkpoint at or beyond it leaves nothing to do."""
+    if step == nsteps:
+        raise TaskError(f"nothing to do: the checkpoint is at step {step} ({time_ps} ps), which is production_steps "
+                        f"({nsteps}); to extend the run give production_steps larger than {step} (the total, counted "
+                        "from the start of production)")
+    if step > nsteps:
+        raise TaskError(f"production_steps ({nsteps}) is below the checkpoint's step {step} ({time_ps} ps): give "
+                        f"production_steps larger than {step} (the total, counted from the start of production)")
+
+
 def production(a: argparse.Namespace) -> None:
     name = check_name(one("name", a.name))
-    given, checkpoint = values(a, "tpr", "resume_checkpoint?").values()
+    given, checkpoint, simd = values(a, "tpr", "resume_checkpoint?", "simd").values()
     tpr = Path(given)
     flags = ["-ntmpi", "1", "-ntomp", a.cpu]
     env = dict(ENV)
+    engine = "gmx"
     if a.gpu:
         if not gpu_support(gmx_version()):
             raise TaskError("gpu is true but this image's GROMACS has no GPU support: use the gromacs-cuda image "
@@ -477,15 +562,29 @@ def production(a: argparse.Namespace) -> None:
         # GPU-resident step: non-bonded, PME, bonded forces and the update/constraints on the GPU
         env["GMX_ENABLE_DIRECT_GPU_COMM"] = "1"
         flags += ["-nb", "gpu", "-pme", "gpu", "-bonded", "gpu", "-update", "gpu"]
+    else:
+        chosen = gmx_simd.choose(simd)
+        engine = chosen.gmx
+        print(f"mdrun engine: {chosen.simd} ({chosen.gmx}): {chosen.reason}", file=sys.stderr)
     shutil.copyfile(tpr, "run.tpr")
     if checkpoint:
         shutil.copyfile(checkpoint, "previous.cpt")
+        if not gmx(["dump", "-cp", "previous.cpt"], Path("dump.out")):
+            raise TaskError(f"production: resume_checkpoint '{Path(checkpoint).name}' is not a GROMACS checkpoint: "
+                            f"{fatal_error(read_text('dump.out'))}")
+        dump = read_text("dump.out")
+        step = checkpoint_step(dump)
+        if step is None:
+            raise TaskError(f"production: resume_checkpoint '{Path(checkpoint).name}' has no step: give the "
+                            "checkpoint output of a production run")
+        found_t = re.search(r"^t = (\S+)$", dump, re.M)
+        check_resume(step, str(awk_number(found_t.group(1))) if found_t else "?", int(a.nsteps))
         flags += ["-cpi", "previous.cpt", "-noappend"]
     run_tpr = f"{name}.md.tpr"
     if not gmx(["convert-tpr", "-s", "run.tpr", "-nsteps", a.nsteps, "-o", run_tpr], Path("convert.out")):
         raise TaskError(f"production: cannot read the run input '{tpr.name}': {fatal_error(read_text('convert.out'))}")
-    if not gmx(["mdrun", "-s", run_tpr, "-deffnm", f"{name}.md", "-cpt", a.checkpoint_minutes, *flags],
-               Path("mdrun.out"), env=env):
+    if not run_logged([engine, "-quiet", "mdrun", "-s", run_tpr, "-deffnm", f"{name}.md", "-cpt",
+                       a.checkpoint_minutes, *flags], Path("mdrun.out"), env=env):
         raise TaskError(f"production: gmx mdrun failed: {fatal_error(read_text('mdrun.out'))}")
     for part, usual in part_outputs(name, os.listdir()):
         os.replace(part, usual)
@@ -499,17 +598,21 @@ def production(a: argparse.Namespace) -> None:
 Table = list[tuple[str, str]]
 
 
-def write_table(rows: Table, column: str) -> Path:
+def write_table(rows: Table, column: str, first: str = "time_ps") -> Path:
     path = Path("tables") / f"{column}.tsv"
-    path.write_text(f"time_ps\t{column}\n" + "".join(f"{t}\t{v}\n" for t, v in rows))
+    path.write_text(f"{first}\t{column}\n" + "".join(f"{t}\t{v}\n" for t, v in rows))
     return path
 
 
-def plot(column: str, title: str) -> None:
-    """A PNG of tables/COLUMN.tsv (COLUMN and TITLE are fixed words of this program, never input values)."""
+def plot(column: str, title: str, xlabel: str = "time (ps)", series: int = 1, style: str = "lines") -> None:
+    """A PNG of tables/COLUMN.tsv: its columns 2..series+1 against column 1, keyed by their headers (COLUMN, TITLE
+    and XLABEL are fixed words of this program, never input values)."""
+    lines = ", ".join(f"'tables/{column}.tsv' using 1:{i + 2} with {style} lw 2 title columnheader"
+                      for i in range(series))
+    key = "set key outside right" if series > 1 else "set key off"
     script = (f"set terminal png size 900,500; set output 'plots/{column}.png'; set datafile separator '\\t'; "
-              f"set key off; set grid; set title '{title}'; set xlabel 'time (ps)'; set ylabel '{column}'; "
-              f"plot 'tables/{column}.tsv' using 1:2 every ::1 with lines lw 2")
+              f"{key}; set grid; set title '{title}'; set xlabel '{xlabel}'; set ylabel '{column}'; "
+              f"plot {lines}")
     if not run_logged(["gnuplot", "-e", script], Path("gnuplot.out")):
         raise TaskError(f"analysis: gnuplot could not plot {column}: {fatal_error(read_text('gnuplot.out'))}")
 
@@ -562,6 +665,89 @@ def summary(em_log: str | None, nvt_t: Table | None, npt_density: Table | None, 
     }
 
 
+#: the DSSP program gmx do_dssp runs (containers/gromacs/mkdssp-for-gromacs: Debian's mkdssp 4 behind a header fix)
+DSSP = "/usr/local/bin/mkdssp-for-gromacs"
+HELIX = ("A-Helix", "3-Helix", "5-Helix")
+SHEET = ("B-Sheet", "B-Bridge")
+MAX_DSSP_FRAMES = 200
+
+
+def xvg_legends(text: str) -> list[str]:
+    """The legends of the data sets of an xvg file ('@ s0 legend "Coil"'), in order."""
+    return [m.group(1) for m in re.finditer(r'^@ s\d+ legend "([^"]*)"', text, re.M)]
+
+
+def secondary_structure(scount_text: str) -> tuple[list[str], list[list[float]]]:
+    """do_dssp's per-frame residue counts per DSSP class (its -sc xvg) as fractions of the residues: (class names,
+    rows of [time, fraction, ...]). The residues of a frame are the sum of all classes but "Structure" (which
+    counts the structured residues again)."""
+    legends = xvg_legends(scount_text)
+    keep = [i for i, name in enumerate(legends) if name != "Structure"]
+    rows = []
+    for line in text_lines(scount_text):
+        fields = line.split()
+        if line.startswith(("#", "@")) or len(fields) != len(legends) + 1:
+            continue
+        counts = [float(fields[i + 1]) for i in keep]
+        total = sum(counts)
+        rows.append([float(fields[0]), *(round(c / total, 4) if total else 0.0 for c in counts)])
+    return [legends[i] for i in keep], rows
+
+
+def class_mean(names: list[str], rows: list[list[float]], wanted: Sequence[str]) -> float | None:
+    """The mean over frames of the summed fractions of the classes ``wanted``."""
+    columns = [i + 1 for i, name in enumerate(names) if name in wanted]
+    return mean([sum(row[i] for i in columns) for row in rows])
+
+
+def frame_stride(times: Sequence[float], most: int = MAX_DSSP_FRAMES) -> float | None:
+    """The ``-dt`` (ps) that keeps at most ``most`` of the trajectory's frames (at ``times``); None for all."""
+    if len(times) <= most or len(times) < 2:
+        return None
+    return round((times[1] - times[0]) * math.ceil(len(times) / most), 6)
+
+
+def secondary_structure_analysis(tpr: str, trajectory: str, times: Sequence[float]) -> dict[str, object]:
+    """DSSP classes over the trajectory (at most MAX_DSSP_FRAMES frames) into tables/secondary_structure.tsv and its
+    plot; the summary's mean helix and sheet fractions. Skipped, and said so, where the image has no DSSP."""
+    if not Path(DSSP).is_file():
+        return {"md_secondary_structure": f"skipped: no DSSP in this image ({DSSP})"}
+    stride = frame_stride(times)
+    args = ["do_dssp", "-s", tpr, "-f", trajectory, "-ver", "4", "-sc", "scount.xvg", "-o", "ss.xpm"]
+    if stride is not None:
+        args += ["-dt", str(stride)]
+    if not gmx(args, Path("dssp.out"), stdin="Protein\n", env={**ENV, "DSSP": DSSP}):
+        raise TaskError(f"analysis: gmx do_dssp failed: {fatal_error(read_text('dssp.out'))}")
+    names, rows = secondary_structure(read_text("scount.xvg"))
+    header = "\t".join(["time_ps", *(n.lower().replace("-", "_") for n in names)])
+    Path("tables/secondary_structure.tsv").write_text(
+        header + "\n" + "".join("\t".join(f"{v:g}" for v in row) + "\n" for row in rows))
+    plot("secondary_structure", "Production: DSSP secondary structure (fraction of residues)",
+         series=len(names))
+    return {"md_secondary_structure": "DSSP 4 (gmx do_dssp)" + (f", every {stride} ps" if stride else ""),
+            "md_mean_helix_fraction": class_mean(names, rows, HELIX),
+            "md_mean_sheet_fraction": class_mean(names, rows, SHEET)}
+
+
+def rmsf_analysis(tpr: str, trajectory: str) -> dict[str, object]:
+    """Per-residue RMSF of the C-alpha atoms (fitted to the run input's structure) into tables/rmsf_nm.tsv (residue
+    index 1..N, residue number as in the topology, RMSF) and its plot; the largest in the summary."""
+    gmx_or_fail("analysis: gmx rmsf", ["rmsf", "-s", tpr, "-f", trajectory, "-o", "rmsf.xvg", "-res"],
+                Path("rmsf.out"), stdin="C-alpha\n")
+    rows = xvg_rows(read_text("rmsf.xvg"))
+    Path("tables/rmsf_nm.tsv").write_text("residue_index\tresidue\trmsf_nm\n" + "".join(
+        f"{i}\t{residue}\t{value}\n" for i, (residue, value) in enumerate(rows, 1)))
+    script = ("set terminal png size 900,500; set output 'plots/rmsf_nm.png'; set datafile separator '\\t'; "
+              "set key off; set grid; set title 'Production: C-alpha RMSF per residue (nm)'; "
+              "set xlabel 'residue (index)'; set ylabel 'rmsf_nm'; "
+              "plot 'tables/rmsf_nm.tsv' using 1:3 every ::1 with linespoints lw 2")
+    if not run_logged(["gnuplot", "-e", script], Path("gnuplot.out")):
+        raise TaskError(f"analysis: gnuplot could not plot rmsf_nm: {fatal_error(read_text('gnuplot.out'))}")
+    largest = max(rows, key=lambda row: float(row[1]), default=None)
+    return {"md_max_rmsf_nm": float(largest[1]) if largest else None,
+            "md_max_rmsf_residue": int(float(largest[0])) if largest else None}
+
+
 def energy_table(edr: str, term: str, column_name: str, title: str, required: bool = True) -> Table | None:
     """One energy term of ``edr`` against time into tables/COLUMN.tsv and its plot; a missing term is refused,
     or None when not ``required``."""
@@ -575,10 +761,44 @@ def energy_table(edr: str, term: str, column_name: str, title: str, required: bo
     return rows
 
 
+def preparation_warnings(report: dict[str, Any]) -> list[str]:
+    """What prepare_structure left unfixed because the user chose so: internal gaps not filled (pdb2gmx bonds
+    across them) and missing heavy atoms not added."""
+    gaps = [g for g in report.get("missing_residues_not_added", []) if g.get("where") == "internal"]
+    warnings = []
+    if gaps:
+        warnings.append("the structure has internal gaps that were not filled (" + ", ".join(
+            f"{len(g['residues'])} residues of chain {g['chain']} after {g['after']}" for g in gaps)
+            + "): pdb2gmx bonded across them; set add_missing_loops = true to build them")
+    atoms = report.get("missing_atoms_not_added", [])
+    if atoms:
+        warnings.append("residues with missing heavy atoms were left incomplete (" + ", ".join(
+            f"{a['residue']} {a['chain']}{a['number']}" for a in atoms) + "): set add_missing_atoms = true")
+    return warnings
+
+
+def run_reports(preparation: str, system: str, em_text: str | None) -> dict[str, object]:
+    """The preparation and system reports of the run (JSON files of prepare_structure and prepare_system; absent
+    when resuming) and the run's warnings: what a user must know about results that were allowed to go on."""
+    found: dict[str, object] = {}
+    warnings = []
+    if preparation:
+        prepared = json.loads(read_text(preparation))
+        found["preparation"] = prepared
+        warnings += preparation_warnings(prepared)
+    if system:
+        found["system"] = json.loads(read_text(system))
+    if em_text is not None and em_outcome(em_text):
+        warnings.append(f"{em_outcome(em_text)}; the run went on because allow_unconverged_em = true")
+    found["warnings"] = warnings
+    return found
+
+
 def analysis(a: argparse.Namespace) -> None:
     name = check_name(one("name", a.name))
-    v = values(a, "em_log?", "em_edr?", "nvt_edr?", "npt_edr?", "md_edr", "md_trajectory", "md_tpr", "md_log")
-    em_log, em_edr, nvt_edr, npt_edr, md_edr, md_trajectory, md_tpr, md_log = v.values()
+    v = values(a, "em_log?", "em_edr?", "nvt_edr?", "npt_edr?", "md_edr", "md_trajectory", "md_tpr", "md_log",
+               "preparation?", "system_report?")
+    em_log, em_edr, nvt_edr, npt_edr, md_edr, md_trajectory, md_tpr, md_log, preparation, system = v.values()
     Path("tables").mkdir(exist_ok=True)
     Path("plots").mkdir(exist_ok=True)
 
@@ -611,20 +831,17 @@ def analysis(a: argparse.Namespace) -> None:
     write_table(gyration, "radius_of_gyration_nm")
     plot("backbone_rmsd_nm", "Production: backbone RMSD from the starting structure (nm)")
     plot("radius_of_gyration_nm", "Production: protein radius of gyration (nm)")
+    structure = {**rmsf_analysis(md_tpr, "centred.xtc"),
+                 **secondary_structure_analysis(md_tpr, "centred.xtc", [float(t) for t, _ in rmsd])}
 
-    result = summary(em_text, nvt_t, npt_density, npt_pressure, md_temperature, rmsd, gyration, read_text(md_log))
+    result = {**summary(em_text, nvt_t, npt_density, npt_pressure, md_temperature, rmsd, gyration,
+                        read_text(md_log)), **structure}
+    result.update(run_reports(preparation, system, em_text))
     Path("summary.json.tmp").write_text(json.dumps(result, indent=2) + "\n")
     os.replace("summary.json.tmp", f"{name}.summary.json")
 
 
 # --- command line ----------------------------------------------------------------------------------------------
-
-
-def boolean(text: str) -> bool:
-    """A WDL Boolean as the engine writes it: true or false."""
-    if text not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"'{text}' is not true or false")
-    return text == "true"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -644,20 +861,20 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument(f"--{v}", required=True, type=boolean, metavar="true|false")
         return sp
 
-    task("prepare-system", "pdb2gmx -> editconf -> solvate -> grompp + genion",
-         ["name", "structure", "force_field", "water_model", "box_type"], ["box_distance_nm", "salt_molar"],
-         ["strip_crystal_water"])
+    task("prepare-system", "pdb2gmx -> editconf -> solvate -> grompp + genion (neutral, salt, fixed seed)",
+         ["name", "structure", "force_field", "water_model", "box_type"], ["box_distance_nm", "salt_molar", "seed"])
     sp = task("md-stage", "merge the stage's mdp; grompp; mdrun",
               ["stage", "name", "structure", "topology", "restraint_reference", "previous_checkpoint", "mdp",
                "mdp_overrides"],
               ["nsteps", "temperature_k", "pressure_bar", "timestep_ps", "energy_interval_steps",
-               "frame_interval_steps", "cpu"], ["run_mdrun"])
+               "frame_interval_steps", "cpu", "seed"], ["run_mdrun", "allow_unconverged_em"])
     sp.add_argument("--mdp_override_count", type=int, required=True, metavar="N",
                     help="length of mdp_overrides (its file has more lines when an item held a newline)")
-    task("production", "convert-tpr, then mdrun (CPU or GPU, resumable)",
-         ["name", "tpr", "resume_checkpoint"], ["nsteps", "checkpoint_minutes", "cpu"], ["gpu"])
+    task("production", "convert-tpr, then mdrun (CPU engine chosen by SIMD level, or GPU; resumable)",
+         ["name", "tpr", "resume_checkpoint", "simd"], ["nsteps", "checkpoint_minutes", "cpu"], ["gpu"])
     task("analysis", "tables, plots and the JSON summary of a run",
-         ["name", "em_log", "em_edr", "nvt_edr", "npt_edr", "md_edr", "md_trajectory", "md_tpr", "md_log"])
+         ["name", "em_log", "em_edr", "nvt_edr", "npt_edr", "md_edr", "md_trajectory", "md_tpr", "md_log",
+          "preparation", "system_report"])
     return p
 
 

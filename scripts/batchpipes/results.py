@@ -9,6 +9,7 @@ temporary name and renamed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -80,3 +81,21 @@ def publish(flow: Workflow, inputs: dict[str, Any], run_dir: Path, outputs: dict
 
 
 __all__ = ["RESULT_FOLDER_INPUTS", "folder_name", "publish"]
+
+
+def run_warnings(outputs: dict[str, Any]) -> list[str]:
+    """The warnings a run's JSON summaries carry (an output named ``summary`` whose ``warnings`` list is not empty,
+    e.g. GROMACS's energy minimisation allowed to go on unconverged): what the CLI repeats in its final message, so
+    that a result that went on despite a problem is never reported as clean."""
+    found: list[str] = []
+    for key, value in sorted(outputs.items()):
+        if key.rpartition(".")[2] != "summary" or not isinstance(value, str) or not value.endswith(".json"):
+            continue
+        try:
+            data = json.loads(Path(value).read_text())
+        except (OSError, ValueError):
+            continue
+        warnings = data.get("warnings") if isinstance(data, dict) else None
+        if isinstance(warnings, list):
+            found += [str(w) for w in warnings]
+    return found

@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from . import local, settings, workflows
+from . import local, results, settings, workflows
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -62,4 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     log.info("results (indexes beside their files): %s", result.results_dir)
     print(json.dumps({"dir": str(result.run_dir), "results": str(result.results_dir), "outputs": result.outputs},
                      indent=2))
+    warnings = results.run_warnings(result.outputs)
+    for warning in warnings:  # last, where the eye lands: the run finished, but this result went on despite it
+        log.warning("%s finished WITH A WARNING: %s", flow.name, warning)
     return 0

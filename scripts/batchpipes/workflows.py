@@ -188,10 +188,17 @@ def _check_value(doc: WDL.Document, name: str, value: WDL.Value.Base, where: str
         choices = meta.get("choices")
         if isinstance(choices, list) and value.value not in [str(c) for c in choices]:
             raise UserError(f"{where}: {key} is '{value.value}': choose one of {', '.join(str(c) for c in choices)}")
-        pattern = meta.get("pattern")
-        if isinstance(pattern, str) and re.fullmatch(pattern.lstrip("^").rstrip("$"), value.value) is None:
-            rule = meta.get("pattern_help") or (NAME_RULE if pattern == NAME_PATTERN else f"it must match {pattern}")
-            raise UserError(f"{where}: {key} is {value.value!r}: {rule}")
+    pattern = meta.get("pattern") if isinstance(meta, dict) else None
+    if isinstance(pattern, str) and isinstance(value, WDL.Value.String | WDL.Value.Array):
+        # a String, or each String item of an Array[String] (chain IDs, residue names)
+        items = [value] if isinstance(value, WDL.Value.String) else value.value
+        for item in items:
+            if isinstance(item, WDL.Value.String) \
+                    and re.fullmatch(pattern.lstrip("^").rstrip("$"), item.value) is None:
+                assert isinstance(meta, dict)
+                rule = meta.get("pattern_help") or (NAME_RULE if pattern == NAME_PATTERN
+                                                    else f"it must match {pattern}")
+                raise UserError(f"{where}: {key} is {item.value!r}: {rule}")
     base = name.rpartition(".")[2]
     if base.endswith("_image") and isinstance(value, WDL.Value.String) \
             and IMAGE_REF_RE.fullmatch(value.value) is None:

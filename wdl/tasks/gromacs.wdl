@@ -1,20 +1,122 @@
 version 1.0
 
-# GROMACS tasks for wdl/gromacs.wdl: system preparation, one MD stage (grompp + mdrun), the
+# GROMACS tasks for wdl/gromacs.wdl: structure preparation, system preparation, one MD stage (grompp + mdrun), the
 # production mdrun (CPU or GPU, checkpointed, resumable) and the analysis tables and plots.
-# The program of every task is gromacs-tasks (containers/shared/gromacs_tasks.py, installed in the gromacs and
-# gromacs-cuda images; unit-tested in tests/test_gromacs_scripts.py): mdp defaults and merging, the checks of the
+# Programs: prepare-structure (containers/gromacs/prepare_structure.py, gemmi + PDBFixer, gromacs image only;
+# tests/test_prepare_structure.py) and gromacs-tasks for the rest (containers/shared/gromacs_tasks.py, in the
+# gromacs and gromacs-cuda images; tests/test_gromacs_scripts.py): mdp defaults and merging, the checks of the
 # inputs, the GROMACS steps, GROMACS's "Fatal error" text joined into one "ERROR: ..." line, tables and summary.
+# Failures are deterministic (max_retries 0); AWS Batch retries a Spot reclaim (batch_retries).
 # Shell safety: no String or File value is pasted into a command. Each arrives in a write_lines file that
 # gromacs-tasks reads (a value holding a newline is refused); Int, Float and Boolean values are arguments.
 # The output prefix (name) is checked against the pattern of parameter_meta, force_field, water_model, box_type and
 # stage against what GROMACS has, before any work.
 
+task prepare_structure {
+    meta {
+        description: "Structure preparation before pdb2gmx, with gemmi and PDBFixer: PDB or mmCIF (detected by content, gzip accepted); one model, one alternate location, the chosen chains; waters and heterogens removed (except those kept); nonstandard residues replaced (MSE -> MET, ...); missing heavy atoms (and optionally missing loops) added. Then the force-field checks: nucleic acids need a force field that has them, and every residue must be known to the force field. Writes what it changed."
+        outputs: {
+            prepared: "The prepared structure (PDB) that pdb2gmx reads",
+            report: "Preparation report, JSON: format, models and model used, chains, alternate locations, waters and heterogens removed, residues replaced, atoms and residues added, force-field checks",
+            report_text: "The same report as text, for people"
+        }
+    }
+
+    parameter_meta {
+        structure: "Structure as downloaded from the RCSB: PDB or mmCIF (by content, not extension), gzip-compressed accepted"
+        name: {
+            description: "Output prefix: the outputs are named <name>.*",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
+        force_field: "GROMACS force field the structure is checked against (a <name>.ff folder of the GROMACS data directory)"
+        model: "Model to use (1-based) of a file with several MODELs (NMR entries); reported"
+        chains: {
+            description: "Chain IDs to keep (author chain names as in the file); empty: all chains",
+            pattern: "^[A-Za-z0-9]{1,4}$",
+            pattern_help: "this is not a chain ID: give the author chain IDs of the file (letters and digits, e.g. A)"
+        }
+        altloc: {
+            description: "Alternate location to keep (e.g. A or B); empty: the first of each atom",
+            pattern: "^[A-Za-z0-9]?$",
+            pattern_help: "this is not an alternate location: give one letter (e.g. A), or leave it empty for the first"
+        }
+        keep_water: "Keep crystal waters (default: removed)"
+        keep_heterogens: {
+            description: "Residue names of heterogens to keep (e.g. ZN, CA); every other heterogen is removed. A kept heterogen the force field does not know is refused: ligand parametrisation is out of scope",
+            pattern: "^[A-Za-z0-9]{1,5}$",
+            pattern_help: "this is not a residue name: give RCSB residue names of heterogens (e.g. ZN, CA)"
+        }
+        replace_nonstandard: "Replace nonstandard residues by their standard parents (MSE -> MET, ...)"
+        add_missing_atoms: "Add missing heavy atoms of residues (hydrogens come from pdb2gmx)"
+        add_missing_loops: "Also add missing internal residues (loops) from the entry's SEQRES; never the missing termini"
+        docker_image: "Image with GROMACS, gemmi and PDBFixer"
+        cpu: "Cores"
+        memory_gb: "Memory requested, GiB"
+        disk_gb: "Scratch disk, GiB"
+        max_retries: "Cromwell/miniwdl retries of a failed attempt (0: failures here are deterministic; Spot reclaims are retried by AWS Batch, batch_retries)"
+        batch_retries: "AWS Batch retries (Spot reclaim)"
+    }
+
+    input {
+        File structure
+        String name
+        String force_field
+        Int model = 1
+        Array[String] chains = []
+        String altloc = ""
+        Boolean keep_water = false
+        Array[String] keep_heterogens = []
+        Boolean replace_nonstandard = true
+        Boolean add_missing_atoms = true
+        Boolean add_missing_loops = false
+        String docker_image = "batchpipes/gromacs:a8663ea56d59"
+        Int cpu = 1
+        Int memory_gb = 2
+        Int disk_gb = 10
+        Int max_retries = 0
+        Int batch_retries = 2
+    }
+
+    command <<<
+        set -euo pipefail
+        prepare-structure \
+            --name ~{write_lines([name])} \
+            --structure ~{write_lines([structure])} \
+            --force_field ~{write_lines([force_field])} \
+            --model ~{model} \
+            --chains ~{write_lines(chains)} \
+            --chains_count ~{length(chains)} \
+            --altloc ~{write_lines([altloc])} \
+            --keep_water ~{keep_water} \
+            --keep_heterogens ~{write_lines(keep_heterogens)} \
+            --keep_heterogens_count ~{length(keep_heterogens)} \
+            --replace_nonstandard ~{replace_nonstandard} \
+            --add_missing_atoms ~{add_missing_atoms} \
+            --add_missing_loops ~{add_missing_loops}
+    >>>
+
+    output {
+        File prepared = "~{name}.prepared.pdb"
+        File report = "~{name}.preparation.json"
+        File report_text = "~{name}.preparation.txt"
+    }
+
+    runtime {
+        docker: docker_image
+        cpu: cpu
+        memory: "~{memory_gb} GiB"
+        disks: "local-disk ~{disk_gb} SSD"
+        maxRetries: max_retries
+        awsBatchRetryAttempts: batch_retries
+    }
+}
+
 task prepare_system {
     meta {
-        description: "pdb2gmx (topology) -> editconf (box) -> solvate -> grompp + genion (neutralise and add salt)."
+        description: "pdb2gmx (topology) -> editconf (box) -> solvate -> grompp + genion (neutralise whatever the net charge, add salt; fixed seed). Checks from the topology that the system is neutral."
         outputs: {
             system: "Solvated, neutralised system (.gro)",
+            system_report: "JSON: solute charge, Na+ and Cl- added, waters, box volume, salt concentration in the box, genion seed",
             topology: "topol.top and its .itp includes (position restraints, chains), tar.gz",
             atoms: "Number of atoms in the system",
             logs: "GROMACS logs of every step, tar.gz"
@@ -22,7 +124,7 @@ task prepare_system {
     }
 
     parameter_meta {
-        structure: "Protein structure, PDB format (gzip-compressed accepted)"
+        structure: "Prepared structure (PDB) from prepare_structure"
         name: {
             description: "Output prefix: the outputs are named <name>.*",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -35,12 +137,12 @@ task prepare_system {
         }
         box_distance_nm: "Minimum distance between the protein and the box edge, nm"
         salt_molar: "NaCl concentration added after neutralising, mol/L"
-        strip_crystal_water: "Remove crystal waters (HOH/WAT) from the structure before pdb2gmx"
+        seed: "Seed of genion's random choice of the waters replaced by ions (same seed, same system)"
         docker_image: "Image with GROMACS"
         cpu: "Cores"
         memory_gb: "Memory requested, GiB"
         disk_gb: "Scratch disk, GiB"
-        max_retries: "Cromwell/miniwdl retries of a failed attempt"
+        max_retries: "Cromwell/miniwdl retries of a failed attempt (0: failures here are deterministic; Spot reclaims are retried by AWS Batch, batch_retries)"
         batch_retries: "AWS Batch retries (Spot reclaim)"
     }
 
@@ -52,12 +154,12 @@ task prepare_system {
         String box_type
         Float box_distance_nm
         Float salt_molar
-        Boolean strip_crystal_water = true
-        String docker_image = "batchpipes/gromacs:51bc3723227d"
+        Int seed = 20261124
+        String docker_image = "batchpipes/gromacs:a8663ea56d59"
         Int cpu = 1
         Int memory_gb = 2
         Int disk_gb = 10
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 2
     }
 
@@ -71,11 +173,12 @@ task prepare_system {
             --box_type ~{write_lines([box_type])} \
             --box_distance_nm ~{box_distance_nm} \
             --salt_molar ~{salt_molar} \
-            --strip_crystal_water ~{strip_crystal_water}
+            --seed ~{seed}
     >>>
 
     output {
         File system = "~{name}.system.gro"
+        File system_report = "~{name}.system.json"
         File topology = "~{name}.topology.tar.gz"
         Int atoms = read_int("atoms.txt")
         File logs = "~{name}.prepare-logs.tar.gz"
@@ -123,6 +226,8 @@ task md_stage {
         mdp: "mdp file of the user's, merged over the stage's defaults"
         mdp_overrides: "mdp lines 'key = value', applied last"
         run_mdrun: "false: stop after grompp (the production run input)"
+        seed: "Seed of the generated velocities (nvt: gen-seed) and of the thermostat's and barostat's random terms (ld-seed, every MD stage)"
+        allow_unconverged_em: "em: go on when the minimisation stops before Fmax < emtol (flagged in the run's summary); false: fail with one line"
         name: {
             description: "Output prefix: the outputs are named <name>.*",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -131,7 +236,7 @@ task md_stage {
         cpu: "Cores (OpenMP threads of one rank)"
         memory_gb: "Memory requested, GiB"
         disk_gb: "Scratch disk, GiB"
-        max_retries: "Cromwell/miniwdl retries of a failed attempt"
+        max_retries: "Cromwell/miniwdl retries of a failed attempt (0: failures here are deterministic; Spot reclaims are retried by AWS Batch, batch_retries)"
         batch_retries: "AWS Batch retries (Spot reclaim)"
     }
 
@@ -150,12 +255,14 @@ task md_stage {
         File? mdp
         Array[String] mdp_overrides = []
         Boolean run_mdrun = true
+        Int seed = 20261124
+        Boolean allow_unconverged_em = false
         String name
-        String docker_image = "batchpipes/gromacs:51bc3723227d"
+        String docker_image = "batchpipes/gromacs:a8663ea56d59"
         Int cpu = 2
         Int memory_gb = 2
         Int disk_gb = 10
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 2
     }
 
@@ -178,7 +285,9 @@ task md_stage {
             --energy_interval_steps ~{energy_interval_steps} \
             --frame_interval_steps ~{frame_interval_steps} \
             --cpu ~{cpu} \
-            --run_mdrun ~{run_mdrun}
+            --seed ~{seed} \
+            --run_mdrun ~{run_mdrun} \
+            --allow_unconverged_em ~{allow_unconverged_em}
     >>>
 
     output {
@@ -222,6 +331,10 @@ task production {
         checkpoint_minutes: "Minutes between checkpoints"
         gpu: "Run on a GPU: gpuCount and GPU-resident mdrun flags (give a CUDA image as docker_image)"
         gpu_count: "GPUs requested when gpu is true"
+        simd: {
+            description: "CPU mdrun engine: auto (the best SIMD build of the image this CPU runs: AVX_512, AVX2_256, else Debian's SSE4.1 build), or one level (fails with one line where the CPU lacks it); ignored with gpu = true",
+            choices: ["auto", "AVX_512", "AVX2_256", "SSE4.1"]
+        }
         name: {
             description: "Output prefix: the outputs are named <name>.*",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -230,7 +343,7 @@ task production {
         cpu: "Cores (OpenMP threads of one rank)"
         memory_gb: "Memory requested, GiB"
         disk_gb: "Scratch disk, GiB"
-        max_retries: "Cromwell/miniwdl retries of a failed attempt"
+        max_retries: "Cromwell/miniwdl retries of a failed attempt (0: failures here are deterministic; Spot reclaims are retried by AWS Batch, batch_retries)"
         batch_retries: "AWS Batch retries (Spot reclaim)"
         gpu_queue_arn: "AWS Batch queue of GPU instances, used when gpu is true (Cromwell on AWS; ignored by miniwdl)"
         cpu_queue_arn: "AWS Batch queue used when gpu is false (Cromwell on AWS; ignored by miniwdl)"
@@ -243,12 +356,13 @@ task production {
         Int checkpoint_minutes = 15
         Boolean gpu = false
         Int gpu_count = 1
+        String simd = "auto"
         String name
-        String docker_image = "batchpipes/gromacs:51bc3723227d"
+        String docker_image = "batchpipes/gromacs:a8663ea56d59"
         Int cpu = 2
         Int memory_gb = 2
         Int disk_gb = 20
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 3
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
@@ -260,6 +374,7 @@ task production {
             --name ~{write_lines([name])} \
             --tpr ~{write_lines([tpr])} \
             --resume_checkpoint ~{write_lines(select_all([resume_checkpoint]))} \
+            --simd ~{write_lines([simd])} \
             --nsteps ~{nsteps} \
             --checkpoint_minutes ~{checkpoint_minutes} \
             --cpu ~{cpu} \
@@ -290,9 +405,9 @@ task production {
 
 task analysis {
     meta {
-        description: "Tables (TSV) and plots (PNG) of every stage: EM potential energy, NVT temperature, NPT pressure and density, production temperature and density, backbone RMSD and radius of gyration; a JSON summary."
+        description: "Tables (TSV) and plots (PNG) of every stage: EM potential energy, NVT temperature, NPT pressure and density, production temperature and density, backbone RMSD, radius of gyration, per-residue C-alpha RMSF and DSSP secondary structure over the trajectory; a JSON summary with the preparation and system reports and the run's warnings."
         outputs: {
-            summary: "JSON: EM Fmax and potential, NVT temperature and NPT density (mean over the stage and over its second half, after the thermostat/barostat have acted), production frames and times, RMSD, Rg, ns/day",
+            summary: "JSON: EM Fmax and potential, NVT temperature and NPT density (mean over the stage and over its second half, after the thermostat/barostat have acted), production frames and times, RMSD, Rg, largest RMSF, mean helix and sheet fractions, ns/day; the preparation and system reports; warnings (e.g. an energy minimisation allowed to go on unconverged)",
             tables: "TSV tables, one per quantity",
             plots: "PNG plots of the tables"
         }
@@ -307,6 +422,8 @@ task analysis {
         md_trajectory: "Production trajectory (.xtc)"
         md_tpr: "Production run input"
         md_log: "Production mdrun log"
+        preparation: "Preparation report (JSON) of prepare_structure, copied into the summary"
+        system_report: "System report (JSON) of prepare_system, copied into the summary"
         name: {
             description: "Output prefix: the outputs are named <name>.*",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -315,7 +432,7 @@ task analysis {
         cpu: "Cores"
         memory_gb: "Memory requested, GiB"
         disk_gb: "Scratch disk, GiB"
-        max_retries: "Cromwell/miniwdl retries of a failed attempt"
+        max_retries: "Cromwell/miniwdl retries of a failed attempt (0: failures here are deterministic; Spot reclaims are retried by AWS Batch, batch_retries)"
         batch_retries: "AWS Batch retries (Spot reclaim)"
     }
 
@@ -328,12 +445,14 @@ task analysis {
         File md_trajectory
         File md_tpr
         File md_log
+        File? preparation
+        File? system_report
         String name
-        String docker_image = "batchpipes/gromacs:51bc3723227d"
+        String docker_image = "batchpipes/gromacs:a8663ea56d59"
         Int cpu = 1
         Int memory_gb = 2
         Int disk_gb = 10
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 2
     }
 
@@ -348,7 +467,9 @@ task analysis {
             --md_edr ~{write_lines([md_edr])} \
             --md_trajectory ~{write_lines([md_trajectory])} \
             --md_tpr ~{write_lines([md_tpr])} \
-            --md_log ~{write_lines([md_log])}
+            --md_log ~{write_lines([md_log])} \
+            --preparation ~{write_lines(select_all([preparation]))} \
+            --system_report ~{write_lines(select_all([system_report]))}
     >>>
 
     output {
