@@ -73,6 +73,19 @@ def test_content_hash_follows_the_files(tmp_path: Path) -> None:
     assert containers.content_hash(ctx) != first
 
 
+def test_content_hash_ignores_what_tools_leave_in_a_working_copy(tmp_path: Path) -> None:
+    """A checkout where mypy, ruff, Python or an editor ran must get the tag a fresh clone (CI) computes."""
+    ctx = containers.write_context(containers.get("ffmpeg"), tmp_path / "img")
+    first = containers.content_hash(ctx)
+    for junk in (".mypy_cache/3.11/hevc_tasks.data.json", ".ruff_cache/0.6/123", "__pycache__/x.cpython-311.pyc",
+                 "shared/__pycache__/task_common.cpython-311.pyc", "hevc_tasks.pyc", ".hevc_tasks.py.swp"):
+        (ctx / junk).parent.mkdir(parents=True, exist_ok=True)
+        (ctx / junk).write_bytes(b"junk")
+    assert containers.content_hash(ctx) == first
+    (ctx / "notes.txt").write_text("a real file is part of the context\n")
+    assert containers.content_hash(ctx) != first
+
+
 def test_shell_scripts_pass_shellcheck() -> None:
     scripts = [p for p in REPO.rglob("*.sh") if ".venv" not in p.parts] + [REPO / ".ci" / "run"]
     scripts = [p for p in scripts if p.is_file()]

@@ -154,7 +154,7 @@ workflow gromacs {
         Int cpu = 2
         Int production_cpu = 8
         Int memory_gb = 4
-        String gromacs_image = "batchpipes/gromacs:a8663ea56d59"
+        String gromacs_image = "batchpipes/gromacs:fa3f14081419"
         String gromacs_cuda_image = "batchpipes/gromacs-cuda:7ee4ebf33984"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""

@@ -104,10 +104,17 @@ def _shown(folder: Path) -> str:
     return f"containers/{folder.name}" if folder.parent == settings.CONTAINERS_DIR else str(folder)
 
 
+def _in_context(rel: PurePosixPath) -> bool:
+    """Whether a file belongs to a build context: not in a cache folder or hidden (``__pycache__``, ``.mypy_cache``,
+    ``.ruff_cache``, an editor's ``.x.swp``: what tools leave in a working copy and a fresh clone lacks, so that the
+    tag of a checkout with them equals the tag CI computes), and no compiled Python (``*.pyc``)."""
+    return not any(part == "__pycache__" or part.startswith(".") for part in rel.parts) and rel.suffix != ".pyc"
+
+
 def _folder_files(folder: Path) -> dict[str, Path]:
-    """Every file under ``folder`` by relative path, caches (``__pycache__``) left out."""
+    """Every file of the build context under ``folder`` by relative path (:func:`_in_context`)."""
     files = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
-    return {rel: p for rel, p in files.items() if "__pycache__" not in rel}
+    return {rel: p for rel, p in files.items() if _in_context(PurePosixPath(rel))}
 
 
 def _hash(files: dict[str, Path]) -> str:
