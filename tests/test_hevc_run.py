@@ -163,7 +163,9 @@ def test_8k_quality_at_default_crf(run_8k):
 
 def test_8k_source_probe_and_encode_stats(run_8k):
     info = json.loads(Path(out(run_8k, "source_info")).read_text())
-    assert (info["width"], info["height"], info["frames"], info["keyframes"]) == (7680, 4320, 8, 2)
+    video = info["video"]
+    assert (video["width"], video["height"], video["packets"], video["keyframes"]) == (7680, 4320, 8, 2)
+    assert info["decode"]["method"] == "cpu" and info["verify"] == "full"
     (stats_path,) = out(run_8k, "encode_stats")
     stats = json.loads(Path(stats_path).read_text())
     assert stats["frames"] == 8 and stats["encoder"] == "libx265" and stats["preset"] == "ultrafast"
@@ -240,7 +242,7 @@ PROBE_INPUTS = {"encoder": "libx265", "profile": "main", "preset": "ultrafast", 
 
 @pytest.mark.parametrize(("bad", "changes", "expected"), [
     ("not_video.mp4", {}, "is not a readable video file"),
-    ("zero_frames.y4m", {}, "has a video stream but no decodable frames"),
+    ("zero_frames.y4m", {}, "but no frames in it: give a complete file"),
     ("odd_641x361.mkv", {"expected_resolution": "any"}, "641x361: 4:2:0 HEVC (Main/Main 10) needs even width"),
     ("clip", {"expected_resolution": "7680x4320"}, "is 640x360, not the expected 7680x4320"),
     ("clip", {"preset": "p5"}, "preset 'p5' is not a libx265 preset"),
@@ -253,8 +255,17 @@ def test_probe_refuses_a_bad_input_with_one_clear_line(run_task, clips, expect_u
     assert "Traceback" not in msg and "_miniwdl_inputs" not in msg, msg
 
 
-def test_gpu_encode_without_a_gpu_says_so(run_task, clips, expect_user_error):
-    inputs = {"source": str(clips["clip"]), "output_name": "x", "encoder": "hevc_nvenc", "profile": "main",
+def minimal_info(folder: Path) -> Path:
+    """A source_info.json as the probe writes it, reduced to what the encode reads before running anything."""
+    path = folder / "source_info.json"
+    path.write_text(json.dumps({"video": {"index": 0, "colour": {}, "hdr": {}}, "audio": [],
+                                "decode": {"method": "cpu", "reason": "test"}}))
+    return path
+
+
+def test_gpu_encode_without_a_gpu_says_so(run_task, clips, expect_user_error, tmp_path):
+    inputs = {"source": str(clips["clip"]), "info": str(minimal_info(tmp_path)), "output_name": "x",
+              "encoder": "hevc_nvenc", "profile": "main",
               "preset": "p4", "rate_control": "crf", "quality": 22, "bitrate_kbps": 3000, "width": 640, "height": 360,
               "frame_rate": "24/1", "cpu": 1, "memory_gb": 1, "disk_gb": 1}
     msg = expect_user_error(run_task, TASKS_WDL, "encode", inputs)
@@ -264,6 +275,7 @@ def test_gpu_encode_without_a_gpu_says_so(run_task, clips, expect_user_error):
 
 def test_verify_fails_below_min_psnr(run_task, clip_single, clips, expect_user_error):
     inputs = {"video": str(out(clip_single, "video")), "source": str(clips["clip"]),
+              "info": str(out(clip_single, "source_info")), "encoder": "libx265", "verify_mode": "full",
               "expected_frames": testdata.CLIP_FRAMES, "width": 640, "height": 360, "profile": "main",
               "min_psnr": 99.0, "cpu": 2, "memory_gb": 2, "disk_gb": 1}
     msg = expect_user_error(run_task, TASKS_WDL, "verify", inputs)
@@ -297,16 +309,16 @@ def run_task(task: str, inputs: dict[str, Any], run_dir: Path) -> tuple[int, dic
     return proc.returncode, json.loads(proc.stdout or "{}")
 
 
-def task_inputs(task: str, clips: dict[str, Path], image: str, output_name: str) -> dict[str, Any]:
+def task_inputs(task: str, clips: dict[str, Path], image: str, output_name: str, info: Path) -> dict[str, Any]:
     settings_ = {"encoder": "libx265", "profile": "main", "preset": "ultrafast", "rate_control": "crf",
                  "audio": "none"}
     common = {"output_name": output_name, "docker_image": image, "max_retries": 0}
     by_task: dict[str, dict[str, Any]] = {
         "probe_source": {"source": str(clips["clip"]), **settings_, "chunks": 1, "expected_resolution": "any"},
-        "encode": {"source": str(clips["clip"]), **settings_, "quality": 22, "bitrate_kbps": 3000,
+        "encode": {"source": str(clips["clip"]), "info": str(info), **settings_, "quality": 22, "bitrate_kbps": 3000,
                    "width": 640, "height": 360, "frame_rate": "24/1", "cpu": 1, "memory_gb": 1, "disk_gb": 1},
-        "concat_chunks": {"chunks": [str(clips["clip"])], "audio": "none", "expected_frames": testdata.CLIP_FRAMES,
-                          "disk_gb": 1},
+        "concat_chunks": {"chunks": [str(clips["clip"])], "info": str(info), "audio": "none",
+                          "expected_frames": testdata.CLIP_FRAMES, "disk_gb": 1},
     }
     return {**by_task[task], **common}
 
@@ -321,7 +333,9 @@ def task_inputs(task: str, clips: dict[str, Path], image: str, output_name: str)
 ])
 def test_task_run_directly_refuses_a_hostile_output_name(clips, tmp_path, task, name, shown):
     image = containers.publish_local(containers.get("ffmpeg"))
-    status, error = run_task(task, task_inputs(task, clips, image, name), tmp_path / "run")
+    (tmp_path / "info").mkdir()
+    info = minimal_info(tmp_path / "info")
+    status, error = run_task(task, task_inputs(task, clips, image, name, info), tmp_path / "run")
     assert status != 0 and error, error
     cause = error.get("cause") or error
     stderr_file = Path(cause["stderr_file"])

@@ -29,6 +29,8 @@ NAME_RULE = "may hold only letters, digits, '.', '_' and '-' (at most 64, not st
 
 
 ht = load_script(SCRIPT)
+hp = load_script(SCRIPT.with_name("hevc_probe.py"))
+hd = load_script(SCRIPT.with_name("hevc_decode.py"))
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -97,9 +99,10 @@ def test_default_name_is_always_a_valid_output_name(basename: str, expected: str
 
 
 GOOD = {"output_name": "clip.hevc", "encoder": "libx265", "preset": "medium", "profile": "main10",
-        "rate_control": "crf", "intermediate": "none", "audio": "copy", "expected_resolution": "7680x4320",
-        "frame_rate": "30000/1001"}
+        "rate_control": "crf", "intermediate": "none", "audio": "copy", "container": "mp4", "verify_mode": "auto",
+        "expected_resolution": "7680x4320", "frame_rate": "30000/1001"}
 PROBE_SETTINGS = {k: GOOD[k] for k in ht.PROBE_CHECKS}
+STREAMS = {"video_stream": [], "audio_stream": []}
 
 
 def test_check_settings_returns_the_checked_values_in_the_order_asked() -> None:
@@ -116,7 +119,8 @@ def test_the_probe_checks_every_choice() -> None:
 def test_choices_are_the_keys_of_the_tables_that_implement_them() -> None:
     assert ht.CHOICES["encoder"] == tuple(ht.PRESETS) == ("libx265", "hevc_nvenc")
     assert ht.CHOICES["profile"] == tuple(ht.PROFILES) == ("main", "main10")
-    assert ht.CHOICES["audio"] == tuple(ht.AUDIO_CODECS) == ("copy", "aac", "none")
+    assert ht.CHOICES["audio"] == ht.AUDIO_MODES == ("auto", "copy", "aac", "none")
+    assert ht.CHOICES["container"] == tuple(hp.COPYABLE) == ("mp4", "mov")
 
 
 BAD_SETTINGS = [
@@ -130,7 +134,8 @@ BAD_SETTINGS = [
     ({"profile": "main12"}, "unknown profile 'main12': choose main (8-bit) or main10 (10-bit)"),
     ({"rate_control": "abr"}, "unknown rate_control 'abr': choose crf, vbr or cbr"),
     ({"intermediate": "pipe"}, "unknown intermediate 'pipe': choose none or yuv_file"),
-    ({"audio": "$(reboot)"}, "unknown audio mode '$(reboot)': choose copy, aac or none"),
+    ({"audio": "$(reboot)"}, "unknown audio mode '$(reboot)': choose auto, copy, aac or none"),
+    ({"container": "mkv"}, "unknown container 'mkv': choose mp4 or mov"),
     ({"expected_resolution": "8K"}, "expected_resolution '8K' is neither WIDTHxHEIGHT (e.g. 7680x4320) nor 'any': "
                                     "correct it"),
     ({"frame_rate": "24/0"}, "frame_rate '24/0' is not a rational like 24/1 or 30000/1001: give the source's rate "
@@ -149,7 +154,7 @@ def test_bad_setting_is_one_line(changes: dict[str, Any], message: str) -> None:
 def test_settings_file_that_is_not_an_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_json(tmp_path, "s.json", ["clip"])
     status, out, err = run_main(capsys, "probe", "--settings", str(path), "--name", str(path), "--chunks", "1",
-                                "--source", str(write_lines(tmp_path, "src.txt", ["a.mp4"])))
+                                "--streams", str(path), "--source", str(write_lines(tmp_path, "src.txt", ["a.mp4"])))
     assert (status, out) == (1, "")
     assert err == f"ERROR: the task's settings file {path} does not hold a JSON object\n"
 
@@ -185,68 +190,175 @@ def recorded(name: str) -> dict[str, Any]:
     return data
 
 
-def test_summary_of_a_real_probe() -> None:
-    summary = ht.summarise_source("clip.mp4", recorded("streams.json"), recorded("frames.json"),
-                                  audio="copy", expected="64x48")
-    assert summary == {"file": "clip.mp4", "container": "mov,mp4,m4a,3gp,3g2,mj2", "codec": "h264",
-                       "pix_fmt": "yuv420p", "width": 64, "height": 48, "frames": 3, "keyframes": 1,
-                       "frame_rate": "24/1", "fps": 24.0, "duration_s": 0.125, "audio_streams": 0,
-                       "bytes": 2633}
+def request(**changes: Any) -> Any:
+    values = {"encoder": "libx265", "audio": "auto", "container": "mp4", "expected_resolution": "any", **changes}
+    return hp.Request(**values)
 
 
-def _streams_with(**video: Any) -> dict[str, Any]:
-    data = recorded("streams.json")
-    data["streams"][0].update(video)
-    return data
+def probed(name: str, **changes: Any) -> dict[str, Any]:
+    """The probe's summary of a recorded source (record.sh): its three ffprobe answers, as the probe reads them."""
+    scan = hp.scan_packets((DATA / f"{name}.packets.csv").read_text(), (DATA / f"{name}.packets.err").read_text())
+    summary = hp.summarise(f"'{name}'", recorded(f"{name}.streams.json"), scan,
+                           (recorded(f"{name}.first_frame.json").get("frames") or [{}])[0], request(**changes))
+    assert isinstance(summary, dict)
+    return summary
 
 
-@pytest.mark.parametrize(("streams", "counted", "kwargs", "message"), [
-    ({"streams": [], "format": {}}, {}, {},
-     "source 'a b.mp4' has no video stream: give a video file"),
-    (_streams_with(disposition={"attached_pic": 1}), {}, {},
-     "source 'a b.mp4' has no video stream: give a video file"),
-    (recorded("streams.json"), {"streams": [{"nb_read_frames": "0"}]}, {},
-     "source 'a b.mp4' has a video stream but no decodable frames"),
-    (_streams_with(width=641, height=361), recorded("frames.json"), {"expected": "any"},
-     "source 'a b.mp4' is 641x361: 4:2:0 HEVC (Main/Main 10) needs even width and height; crop or scale the "
+def test_probe_of_an_hdr10_source_reads_colour_and_mastering_metadata_from_the_first_frame() -> None:
+    video = probed("hdr10")["video"]
+    assert {k: video[k] for k in ("codec", "profile", "pix_fmt", "bit_depth", "chroma", "width", "height",
+                                  "frame_rate", "vfr", "packets", "keyframes")} == {
+        "codec": "hevc", "profile": "Main 10", "pix_fmt": "yuv420p10le", "bit_depth": 10, "chroma": "420",
+        "width": 64, "height": 48, "frame_rate": "24/1", "vfr": False, "packets": 6, "keyframes": 1}
+    assert video["colour"] == {"primaries": "bt2020", "transfer": "smpte2084", "matrix": "bt2020nc", "range": "tv"}
+    assert video["hdr"] == {
+        "mastering_display": {"red_x": 34000, "red_y": 16000, "green_x": 13250, "green_y": 34500, "blue_x": 7500,
+                              "blue_y": 3000, "white_point_x": 15635, "white_point_y": 16450, "min_luminance": 50,
+                              "max_luminance": 10000000},
+        "content_light": {"max_content": 1000, "max_average": 400}}
+
+
+def test_hdr10_values_from_matroskas_reduced_floats_equal_the_seis() -> None:
+    """Matroska stores the mastering display as floats: ffprobe prints them as reduced rationals (17/25, not
+    34000/50000); in the SEI's units both are the same numbers."""
+    mkv = {"side_data_type": "Mastering display metadata", "red_x": "17/25", "red_y": "8/25", "green_x": "53/200",
+           "green_y": "69/100", "blue_x": "3/20", "blue_y": "3/50", "white_point_x": "3127/10000",
+           "white_point_y": "329/1000", "min_luminance": "1/200", "max_luminance": "1000/1"}
+    light = {"side_data_type": "Content light level metadata", "max_content": 1000, "max_average": 400}
+    assert hp.hdr_metadata([light, mkv]) == probed("hdr10")["video"]["hdr"]
+
+
+def test_x265_gets_the_sources_hdr10_metadata_back_in_its_own_units() -> None:
+    assert ht.x265_hdr_params(probed("hdr10")["video"]["hdr"]) == [
+        "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)", "max-cll=1000,400"]
+    assert ht.x265_hdr_params(probed("hlg")["video"]["hdr"]) == []
+
+
+def test_probe_of_an_hlg_source() -> None:
+    video = probed("hlg")["video"]
+    assert video["colour"] == {"primaries": "bt2020", "transfer": "arib-std-b67", "matrix": "bt2020nc",
+                               "range": "tv"}
+    assert video["hdr"] == {"mastering_display": None, "content_light": None}
+    assert video["frame_rate"] == "50/1"
+
+
+def test_probe_of_a_variable_frame_rate_source() -> None:
+    summary = probed("vfr")
+    video = summary["video"]
+    assert video["vfr"] is True and video["packets"] == 12 and video["time_base"] == "1/1000"
+    assert video["interval_ticks"]["min"] < 20 < 40 < video["interval_ticks"]["max"]
+    assert not probed("hdr10")["video"]["vfr"]
+
+
+def test_probe_chooses_the_master_not_the_proxy_listed_first() -> None:
+    summary = probed("proxy_first")
+    assert (summary["video"]["index"], summary["video"]["width"], summary["video"]["height"]) == (1, 320, 180)
+    assert summary["other_video"] == ["#0 (h264 160x90)"]
+    proxy = probed("proxy_first", video_stream=0)
+    assert (proxy["video"]["index"], proxy["video"]["width"]) == (0, 160)
+
+
+def test_audio_auto_copies_what_the_container_carries_and_transcodes_the_rest() -> None:
+    plan = probed("proxy_first")["audio"]
+    assert [(a["index"], a["codec"], a["channels"], a["action"], a.get("kbps")) for a in plan] == [
+        (2, "aac", 2, "copy", None), (3, "pcm_s24le", 6, "aac", 576)]
+    assert [a["action"] for a in probed("proxy_first", container="mov")["audio"]] == ["copy", "copy"]
+    assert [a["action"] for a in probed("proxy_first", audio="aac")["audio"]] == ["aac", "aac"]
+    assert probed("proxy_first", audio="none")["audio"] == []
+    assert [a["index"] for a in probed("proxy_first", audio_stream=3)["audio"]] == [3]
+    assert [a["action"] for a in probed("hevc10_opus", audio="copy")["audio"]] == ["copy"]
+
+
+@pytest.mark.parametrize(("name", "changes", "message"), [
+    ("proxy_first", {"audio": "copy"},
+     "source audio stream #3 (pcm_s24le, 6 channels) is pcm_s24le, which MP4 cannot carry unchanged: set audio to "
+     "auto or aac, or container to mov"),
+    ("prores10_pcm", {"audio": "copy"},
+     "source audio stream #1 (pcm_s24le, 1 channels) is pcm_s24le, which MP4 cannot carry unchanged: set audio to "
+     "auto or aac, or container to mov"),
+    ("hevc10_opus", {"audio": "copy", "container": "mov"},
+     "source audio stream #1 (opus, 1 channels) is opus, which MOV cannot carry unchanged: set audio to auto or aac"),
+    ("proxy_first", {"video_stream": 2},
+     "video_stream 2 of 'proxy_first' is audio, not video: choose one of its video streams #0 (h264 160x90), "
+     "#1 (h264 320x180)"),
+    ("proxy_first", {"video_stream": 7},
+     "video_stream 7 of 'proxy_first' does not exist: choose one of its video streams #0 (h264 160x90), "
+     "#1 (h264 320x180)"),
+    ("proxy_first", {"audio_stream": 1},
+     "audio_stream 1 of 'proxy_first' is video, not audio: choose one of its audio streams (#2 (aac, 2 channels), "
+     "#3 (pcm_s24le, 6 channels)), or leave audio_stream unset"),
+    ("odd_641x361", {},
+     "source 'odd_641x361' is 641x361: 4:2:0 HEVC (Main/Main 10) needs even width and height; crop or scale the "
      "source first"),
-    (recorded("streams.json"), recorded("frames.json"), {"expected": "7680x4320"},
-     "source 'a b.mp4' is 64x48, not the expected 7680x4320: give an 7680x4320 source or set expected_resolution "
-     "to its size (or 'any')"),
-    (_streams_with(avg_frame_rate="0/0", r_frame_rate="0/0"), recorded("frames.json"), {},
-     "source 'a b.mp4' has no frame rate: remux it with an explicit rate (ffmpeg -r)"),
-    ({**recorded("streams.json"),
-      "streams": [*recorded("streams.json")["streams"], {"codec_type": "audio", "codec_name": "pcm_s24le"}]},
-     recorded("frames.json"), {},
-     "source audio is pcm_s24le, which MP4 cannot carry unchanged: set audio to aac or none"),
+    ("hdr10", {"expected_resolution": "7680x4320"},
+     "source 'hdr10' is 64x48, not the expected 7680x4320: give an 7680x4320 source or set expected_resolution to "
+     "its size (or 'any')"),
 ])
-def test_bad_source_is_one_line(streams: dict[str, Any], counted: dict[str, Any], kwargs: dict[str, str],
-                                message: str) -> None:
-    args = {"audio": "copy", "expected": "any", **kwargs}
+def test_bad_source_is_one_line(name: str, changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ht.TaskError) as info:
-        ht.summarise_source("a b.mp4", streams, counted, **args)
+        probed(name, **changes)
     assert str(info.value) == message
 
 
-def test_pcm_audio_is_fine_when_reencoded() -> None:
-    streams = recorded("streams.json")
-    streams["streams"].append({"codec_type": "audio", "codec_name": "pcm_s24le"})
-    summary = ht.summarise_source("a.mov", streams, recorded("frames.json"), audio="aac", expected="any")
-    assert summary["audio_streams"] == 1
+def test_a_damaged_transport_stream_is_refused_by_the_demux_pass_unless_accepted() -> None:
+    with pytest.raises(ht.TaskError) as info:
+        probed("damaged")
+    corrupt = (DATA / "damaged.packets.err").read_text().count("Packet corrupt")
+    assert corrupt > 0
+    assert str(info.value) == (f"source 'damaged' has {corrupt} corrupt video packets (the demuxer's 'Packet "
+                               "corrupt'): repair or re-export the source, or set max_damaged_frames to at least "
+                               f"{corrupt} to encode it anyway")
+    assert probed("damaged", max_corrupt_packets=corrupt)["video"]["corrupt_packets"] == corrupt
+
+
+def test_ffprobes_own_cause_reaches_the_error_line() -> None:
+    stderr = (DATA / "moovless.streams.err").read_text()
+    assert hp.cause(stderr, "moovless.mp4") == "moov atom not found"
+    assert hp.cause("x.mp4: Invalid data found when processing input\n", "x.mp4") == \
+        "Invalid data found when processing input"
+    assert hp.cause("", "x") == "no message"
+
+
+def test_probe_of_a_10bit_prores_master_with_pcm_audio() -> None:
+    summary = probed("prores10_pcm", expected_resolution="128x72")
+    video = summary["video"]
+    assert (video["codec"], video["chroma"], video["bit_depth"], video["packets"], video["keyframes"],
+            video["frame_rate"]) == ("prores", "422", 10, 6, 6, "30000/1001")
+    assert summary["fps"] == pytest.approx(29.97, abs=0.001)
+    assert [(a["codec"], a["action"]) for a in summary["audio"]] == [("pcm_s24le", "aac")]
+
+
+@pytest.mark.parametrize(("requested", "width", "height", "packets", "mode"), [
+    ("auto", 7680, 4320, 120, "full"), ("auto", 7680, 4320, 121, "sampled"), ("auto", 1920, 1080, 1920, "full"),
+    ("auto", 1920, 1080, 1921, "sampled"), ("full", 7680, 4320, 10000, "full"), ("off", 64, 48, 3, "off"),
+    ("sampled", 64, 48, 3, "sampled"),
+])
+def test_verify_auto_samples_long_high_resolution_sources(requested: str, width: int, height: int, packets: int,
+                                                          mode: str) -> None:
+    assert ht.verify_mode(requested, {"width": width, "height": height, "packets": packets}) == mode
+
+
+def test_the_probe_decodes_nothing_but_one_frame() -> None:
+    """The probe's ffprobe runs: no -count_frames (a whole decode), one frame read for the colour and HDR data."""
+    import inspect
+    text = inspect.getsource(hp.probe_source)
+    assert "-count_frames" not in text and "%+#1" in text and "-count_packets" not in text
 
 
 @pytest.mark.parametrize(("settings_changes", "name", "message"), [
     ({"preset": "p5"}, [], "preset 'p5' is not a libx265 preset"),
     ({}, ["x';touch pwned;: '"], f"output_name 'x';touch pwned;: '' {NAME_RULE}"),
-    ({"audio": "loud"}, [], "unknown audio mode 'loud': choose copy, aac or none"),
+    ({"audio": "loud"}, [], "unknown audio mode 'loud': choose auto, copy, aac or none"),
     ({"intermediate": "pipe"}, [], "unknown intermediate 'pipe': choose none or yuv_file"),
+    ({"container": "avi"}, [], "unknown container 'avi': choose mp4 or mov"),
+    ({"verify_mode": "some"}, [], "unknown verify mode 'some': choose auto, full, sampled or off"),
 ])
 def test_probe_checks_settings_before_running_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                        monkeypatch: pytest.MonkeyPatch,
                                                        settings_changes: dict[str, str], name: list[str],
                                                        message: str) -> None:
     """ffprobe is not installed on the test host: had the probe run it, this would fail differently."""
-    assert shutil.which("ffprobe") is None, "this test relies on ffprobe being absent on the host"
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # had the probe run ffprobe, this would fail differently
     s = write_json(tmp_path, "s.json", {**PROBE_SETTINGS, **settings_changes})
     n = write_json(tmp_path, "n.json", name)
     src = write_lines(tmp_path, "src.txt", [str(tmp_path / "my clip'$(touch x) 1.mp4")])
@@ -254,75 +366,111 @@ def test_probe_checks_settings_before_running_anything(tmp_path: Path, capsys: p
     work.mkdir()
     monkeypatch.chdir(work)
     status, out, err = run_main(capsys, "probe", "--settings", str(s), "--name", str(n), "--chunks", "1",
-                                "--source", str(src))
+                                "--streams", str(write_json(tmp_path, "st.json", STREAMS)), "--source", str(src))
     assert (status, out) == (1, "")
     assert err.startswith(f"ERROR: {message}") and err.count("\n") == 1, err
     assert list(work.iterdir()) == [] and not (tmp_path / "x").exists()
 
 
-def test_probe_refuses_zero_chunks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("args", "streams", "message"), [
+    (["--chunks", "0"], STREAMS,
+     "chunks is 0: give 1 (single encode) or more"),
+    (["--chunks", "1", "--max-damaged-frames", "-1"], STREAMS,
+     "max_damaged_frames is -1: give 0 (no damage accepted) or more"),
+    (["--chunks", "1"], {"video_stream": [-1], "audio_stream": []},
+     "video_stream must be a stream index (0, 1, ...) as ffprobe numbers the streams, or unset"),
+    (["--chunks", "1"], {"video_stream": [], "audio_stream": ["1"]},
+     "audio_stream must be a stream index (0, 1, ...) as ffprobe numbers the streams, or unset"),
+])
+def test_probe_refuses_bad_numbers_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  args: list[str], streams: dict[str, Any], message: str) -> None:
     s = write_json(tmp_path, "s.json", PROBE_SETTINGS)
     n = write_json(tmp_path, "n.json", [])
     src = write_lines(tmp_path, "src.txt", ["src.mp4"])
-    status, _, err = run_main(capsys, "probe", "--settings", str(s), "--name", str(n), "--chunks", "0",
-                              "--source", str(src))
-    assert (status, err) == (1, "ERROR: chunks is 0: give 1 (single encode) or more\n")
+    status, _, err = run_main(capsys, "probe", "--settings", str(s), "--name", str(n), *args,
+                              "--streams", str(write_json(tmp_path, "st.json", streams)), "--source", str(src))
+    assert (status, err) == (1, f"ERROR: {message}\n")
 
 
-# -- realistic sources: probe, then the encode command lines of both paths ------------------------
-
-
-def probed(name: str, audio: str = "aac", expected: str = "any") -> dict[str, Any]:
-    return ht.summarise_source(name, recorded(f"{name}.streams.json"), recorded(f"{name}.frames.json"),
-                               audio=audio, expected=expected)
-
-
-def test_probe_of_a_10bit_prores_master_with_pcm_audio() -> None:
-    summary = probed("prores10_pcm", audio="aac", expected="128x72")
-    assert {k: summary[k] for k in ("codec", "pix_fmt", "width", "height", "frames", "keyframes", "frame_rate",
-                                    "audio_streams")} == \
-        {"codec": "prores", "pix_fmt": "yuv422p10le", "width": 128, "height": 72, "frames": 6, "keyframes": 6,
-         "frame_rate": "30000/1001", "audio_streams": 1}
-    assert summary["fps"] == pytest.approx(29.97, abs=0.001)
-    with pytest.raises(ht.TaskError, match="^source audio is pcm_s24le, which MP4 cannot carry unchanged: set audio "
-                                           "to aac or none$"):
-        probed("prores10_pcm", audio="copy")
-
-
-def test_probe_of_10bit_hevc_with_opus_and_of_two_audio_streams() -> None:
-    hevc = probed("hevc10_opus", audio="copy")
-    assert (hevc["codec"], hevc["pix_fmt"], hevc["width"], hevc["height"], hevc["frame_rate"],
-            hevc["audio_streams"], hevc["container"]) == ("hevc", "yuv420p10le", 96, 54, "25/1", 1, "matroska,webm")
-    two = probed("h264_aac_ac3", audio="copy")
-    assert (two["width"], two["height"], two["frame_rate"], two["audio_streams"]) == (64, 48, "24/1", 2)
-
-
-def test_probe_refuses_a_real_odd_sized_source() -> None:
-    with pytest.raises(ht.TaskError) as info:
-        probed("odd_641x361")
-    assert str(info.value) == ("source 'odd_641x361' is 641x361: 4:2:0 HEVC (Main/Main 10) needs even width and "
-                               "height; crop or scale the source first")
+# -- the encode command lines of both paths, from real probes --------------------------------------
 
 
 def job_for(source: str, keyint: list[int] | None = None, quality: int = 22, bitrate_kbps: int = 8000, cpu: int = 16,
-            **changes: str) -> Any:
+            probe: dict[str, Any] | None = None, **changes: str) -> Any:
     """The encode job the workflow would hand the encode task for a probed source."""
-    summary = probed(source)
-    values = {**GOOD, "output_name": "out", "audio": "aac", "frame_rate": summary["frame_rate"], **changes}
-    return ht.encode_job(values, quality=quality, bitrate_kbps=bitrate_kbps, keyint=keyint or [],
-                         width=summary["width"], height=summary["height"], cpu=cpu)
+    values = {**GOOD, "output_name": "out", "audio": "auto", "container": "mp4", **changes}
+    summary = probed(source, **(probe or {}), audio=values["audio"], container=values["container"])
+    plan = hd.decode_plan(summary["video"], values["encoder"])
+    summary["decode"] = {"method": plan.method, "reason": plan.reason}
+    values["frame_rate"] = summary["frame_rate"]
+    return ht.encode_job(values, info=summary, quality=quality, bitrate_kbps=bitrate_kbps, keyint=keyint or [],
+                         width=summary["video"]["width"], height=summary["video"]["height"], cpu=cpu)
 
 
 MUX = ["-tag:v", "hvc1", "-movflags", "+faststart", "partial.out.mp4"]
+TIMING = ["-fps_mode", "passthrough", "-enc_time_base:v", "-1"]
 
 
 def test_cpu_main10_crf_from_a_prores_master() -> None:
     job = job_for("prores10_pcm", profile="main10", rate_control="crf", preset="slow", quality=20)
     assert ht.encode_steps(job, "/in/master.mov", "partial.out.mp4") == [("encoding with libx265", [
-        "-i", "/in/master.mov", "-map", "0:v:0",
+        "-i", "/in/master.mov", "-map", "0:0",
         "-c:v", "libx265", "-preset", "slow", "-profile:v", "main10", "-pix_fmt", "yuv420p10le", "-crf", "20",
-        "-x265-params", "pools=16:log-level=warning",
-        "-map", "0:a?", "-c:a", "aac", "-b:a", "256k", *MUX])]
+        "-x265-params", "pools=16:log-level=warning", "-color_range", "tv", *TIMING,
+        "-map", "0:1", "-c:a:0", "aac", "-b:a:0", "96k", *MUX])]
+
+
+def test_cpu_hdr10_keeps_colour_tags_and_mastering_metadata() -> None:
+    job = job_for("hdr10")
+    ((_, args),) = ht.encode_steps(job, "/in/hdr.mp4", "partial.out.mp4")
+    assert args[args.index("-x265-params") + 1] == (
+        "pools=16:log-level=warning:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)"
+        "L(10000000,50):max-cll=1000,400")
+    assert args[args.index("-color_primaries"):args.index("-color_primaries") + 8] == [
+        "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc", "-color_range", "tv"]
+    assert ht.hdr_not_carried(job) is None
+
+
+def test_gpu_hdr10_says_the_mastering_metadata_is_not_carried() -> None:
+    job = job_for("hdr10", encoder="hevc_nvenc", preset="p5")
+    assert "-x265-params" not in ht.video_args(job)
+    assert ht.colour_args(job.video["colour"]) == ["-color_primaries", "bt2020", "-color_trc", "smpte2084",
+                                                   "-colorspace", "bt2020nc", "-color_range", "tv"]
+    assert "hevc_nvenc in this ffmpeg (5.1) cannot write them" in str(ht.hdr_not_carried(job))
+    assert ht.hdr_not_carried(job_for("hlg", encoder="hevc_nvenc", preset="p5")) is None
+
+
+def test_gpu_path_decodes_hevc_on_nvdec_with_gpu_side_conversion() -> None:
+    small = job_for("hdr10", encoder="hevc_nvenc", preset="p5")
+    assert small.decode.method == "cpu" and "64x48" in small.decode.reason, "below NVDEC's smallest picture"
+    job = job_for("hdr10", encoder="hevc_nvenc", preset="p5", probe={"expected_resolution": "any"})
+    video = {**job.info["video"], "width": 7680, "height": 4320}
+    plan = hd.decode_plan(video, "hevc_nvenc")
+    job = ht.encode_job({**GOOD, "output_name": "out", "encoder": "hevc_nvenc", "preset": "p5", "audio": "auto",
+                         "frame_rate": "24/1"},
+                        info={**job.info, "video": video, "decode": {"method": plan.method, "reason": plan.reason}},
+                        quality=22, bitrate_kbps=1, keyint=[], width=7680, height=4320, cpu=8)
+    assert job.decode.method == "nvdec"
+    ((_, args),) = ht.encode_steps(job, "/in/hdr.mp4", "partial.out.mp4")
+    assert args[:10] == ["-hwaccel", "cuda", "-hwaccel_output_format", "cuda", "-i", "/in/hdr.mp4", "-map", "0:0",
+                         "-vf", "scale_cuda=format=p010le"]
+    assert "-pix_fmt" not in args, "frames stay on the GPU: no CPU-side format conversion"
+    cpu = job_for("prores10_pcm", encoder="hevc_nvenc", preset="p5")
+    assert cpu.decode.method == "cpu" and "prores" in cpu.decode.reason
+    ((_, args),) = ht.encode_steps(cpu, "/in/m.mov", "partial.out.mp4")
+    assert "-hwaccel" not in args and args[args.index("-pix_fmt") + 1] == "p010le"
+
+
+def test_the_chosen_streams_are_mapped_by_index() -> None:
+    job = job_for("proxy_first", profile="main")
+    ((_, args),) = ht.encode_steps(job, "/in/a.mkv", "partial.out.mp4")
+    maps = [args[i + 1] for i, a in enumerate(args) if a == "-map"]
+    assert maps == ["0:1", "0:2", "0:3"]
+    assert args[args.index("-c:a:0") + 1] == "copy" and args[args.index("-c:a:1") + 1:args.index("-c:a:1") + 4] == \
+        ["aac", "-b:a:1", "576k"]
+    mov = job_for("proxy_first", profile="main", container="mov")
+    ((_, args),) = ht.encode_steps(mov, "/in/a.mkv", "partial.out.mov")
+    assert args[-1] == "partial.out.mov" and "aac" not in args and mov.output == "out.mov"
 
 
 def test_cpu_main_cbr_with_keyint_and_copied_audio() -> None:
@@ -330,11 +478,11 @@ def test_cpu_main_cbr_with_keyint_and_copied_audio() -> None:
                   cpu=2)
     ((what, args),) = ht.encode_steps(job, "/in/a.mp4", "partial.out.mp4")
     assert what == "encoding with libx265"
-    assert args == ["-i", "/in/a.mp4", "-map", "0:v:0",
+    assert args == ["-i", "/in/a.mp4", "-map", "0:0",
                     "-c:v", "libx265", "-preset", "medium", "-profile:v", "main", "-pix_fmt", "yuv420p",
                     "-b:v", "3000k", "-maxrate", "3000k", "-bufsize", "3000k",
-                    "-x265-params", "pools=2:log-level=warning:strict-cbr=1", "-g", "48",
-                    "-map", "0:a?", "-c:a", "copy", *MUX]
+                    "-x265-params", "pools=2:log-level=warning:strict-cbr=1", "-g", "48", *TIMING,
+                    "-map", "0:1", "-c:a:0", "copy", "-map", "0:2", "-c:a:1", "copy", *MUX]
 
 
 def test_cpu_vbr_peaks_at_one_and_a_half_times_the_bitrate() -> None:
@@ -342,7 +490,7 @@ def test_cpu_vbr_peaks_at_one_and_a_half_times_the_bitrate() -> None:
     args = ht.video_args(job)
     assert args[args.index("-b:v"):args.index("-x265-params")] == \
         ["-b:v", "80001k", "-maxrate", "120001k", "-bufsize", "160002k"]
-    assert "-map" not in ht.encode_steps(job, "/in/a.mkv", "p.mp4")[0][1][4:], "audio none maps no audio"
+    assert ht.encode_steps(job, "/in/a.mkv", "p.mp4")[0][1].count("-map") == 1, "audio none maps no audio"
 
 
 @pytest.mark.parametrize(("profile", "rate_control", "expected"), [
@@ -353,11 +501,11 @@ def test_cpu_vbr_peaks_at_one_and_a_half_times_the_bitrate() -> None:
     ("main10", "cbr", ["-pix_fmt", "p010le", "-rc", "cbr", "-b:v", "8000k", "-maxrate", "8000k",
                        "-bufsize", "8000k"]),
 ])
-def test_gpu_command_lines(profile: str, rate_control: str, expected: list[str]) -> None:
+def test_gpu_command_lines_with_cpu_decoding(profile: str, rate_control: str, expected: list[str]) -> None:
     job = job_for("prores10_pcm", encoder="hevc_nvenc", preset="p5", profile=profile, rate_control=rate_control,
                   keyint=[60])
     assert ht.video_args(job) == ["-c:v", "hevc_nvenc", "-preset", "p5", "-tune", "hq", "-profile:v", profile,
-                                  *expected, "-g", "60"]
+                                  *expected, "-color_range", "tv", "-g", "60"]
     assert "-x265-params" not in ht.video_args(job)
 
 
@@ -365,13 +513,13 @@ def test_yuv_file_intermediate_of_an_odd_rate_10bit_source() -> None:
     """The raw file carries the profile's format, size and the probed rational rate; audio comes from input 1."""
     job = job_for("prores10_pcm", intermediate="yuv_file", encoder="hevc_nvenc", preset="p7")
     decode, encode = ht.encode_steps(job, "/in/master.mov", "partial.out.mp4")
-    assert decode == ("decoding to raw YUV", ["-i", "/in/master.mov", "-map", "0:v:0", "-pix_fmt", "yuv420p10le",
+    assert decode == ("decoding to raw YUV", ["-i", "/in/master.mov", "-map", "0:0", "-pix_fmt", "yuv420p10le",
                                               "-f", "rawvideo", "source.yuv"])
     assert encode[0] == "encoding with hevc_nvenc"
     assert encode[1][:14] == ["-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-video_size", "128x72",
                               "-framerate", "30000/1001", "-i", "source.yuv", "-i", "/in/master.mov",
                               "-map", "0:v:0"]
-    assert encode[1][-11:] == ["-map", "1:a?", "-c:a", "aac", "-b:a", "256k", *MUX]
+    assert encode[1][-11:] == ["-map", "1:1", "-c:a:0", "aac", "-b:a:0", "96k", *MUX]
 
 
 def test_a_source_path_is_one_argument_whatever_it_holds() -> None:
@@ -392,13 +540,15 @@ def test_encode_job_checks_its_file_name_not_the_probes_choices() -> None:
 
 def test_encode_refuses_a_hostile_name_before_running_anything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    assert shutil.which("ffmpeg") is None, "this test relies on ffmpeg being absent on the host"
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # had the encode run ffmpeg, this would fail differently
     settings = write_json(tmp_path, "s.json", {**GOOD, "output_name": "a$(touch pwned)"})
     src = write_lines(tmp_path, "src.txt", ["/in/a.mp4"])
+    info = write_json(tmp_path, "info.json", probed("hdr10"))
     monkeypatch.chdir(tmp_path)
     status, out, err = run_main(capsys, "encode", "--settings", str(settings), "--source", str(src), "--keyint",
                                 str(write_json(tmp_path, "k.json", [])), "--quality", "22", "--bitrate-kbps", "1",
-                                "--width", "64", "--height", "48", "--cpu", "1")
+                                "--width", "64", "--height", "48", "--cpu", "1",
+                                "--info", str(write_lines(tmp_path, "info.txt", [str(info)])))
     assert (status, out, err) == (1, "", f"ERROR: output_name 'a$(touch pwned)' {NAME_RULE}\n")
 
 
@@ -413,6 +563,30 @@ def test_encode_stats() -> None:
     assert ht.encode_stats(job, 100.0, 104.0, 8) == {
         "frames": 8, "seconds": 4.0, "fps": 2.0, "encoder": "libx265", "preset": "medium", "profile": "main10",
         "rate_control": "crf", "intermediate": "none", "cpu": 16}
+
+
+DAMAGED_LOG = (DATA / "damaged_encode.log")
+
+
+def test_source_damage_is_counted_from_ffmpegs_own_statistics() -> None:
+    found = ht.damage(DAMAGED_LOG.read_text(), 0)
+    assert found["packets"] > 0 and found["damaged_frames"] > 0
+    assert found["damaged_frames"] == found["corrupt_frames"] + found["lost_frames"]
+    with pytest.raises(ht.TaskError) as info:
+        ht.check_damage(found, 0, "'damaged.ts'")
+    assert str(info.value).startswith(f"source 'damaged.ts' has {found['damaged_frames']} damaged frames (")
+    assert str(info.value).endswith(f"set max_damaged_frames to {found['damaged_frames']} to accept them")
+    ht.check_damage(found, found["damaged_frames"], "'damaged.ts'")
+    clean = ht.damage("[verbose]   Input stream #0:0 (video): 48 packets read (63021 bytes); 48 frames decoded; \n", 0)
+    assert clean == {"packets": 48, "frames_decoded": 48, "corrupt_frames": 0, "decode_errors": 0, "lost_frames": 0,
+                     "damaged_frames": 0}
+
+
+def test_ffmpegs_reason_is_its_last_error_line() -> None:
+    log = ("[info] frame=   10 fps=0.0\n[h264 @ 0x55] [error] Invalid NAL unit size (1 > 2).\n"
+           "[verbose] No more output streams\n[fatal] Conversion failed!\n")
+    assert ht.failure_line(log) == "Conversion failed!"
+    assert ht.failure_line("[verbose] a\n[info] b\n") == "b"
 
 
 # -- split and concat ------------------------------------------------------------------------------
@@ -431,8 +605,8 @@ def test_split_points(frames: int, chunks: int, points: list[int]) -> None:
 
 
 def test_split_args() -> None:
-    assert ht.split_args("/in/a b.mov", [12, 24]) == [
-        "-i", "/in/a b.mov", "-map", "0:v:0", "-c", "copy", "-f", "segment", "-segment_format", "nut",
+    assert ht.split_args("/in/a b.mov", [12, 24], 3) == [
+        "-i", "/in/a b.mov", "-map", "0:3", "-c", "copy", "-f", "segment", "-segment_format", "nut",
         "-segment_frames", "12,24", "-reset_timestamps", "1", "segments/seg_%05d.nut"]
     assert ht.split_args("/in/a.mov", [])[10:12] == ["-segment_time", "1000000000"]
 
@@ -441,10 +615,11 @@ def test_split_refuses_zero_chunks_before_running(tmp_path: Path, monkeypatch: p
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     src = write_lines(tmp_path, "src.txt", ["/in/a.mp4"])
-    assert run_main(capsys, "split", "--source", str(src), "--frames", "8", "--chunks", "0",
+    info = write_lines(tmp_path, "info.txt", [str(write_json(tmp_path, "info.json", probed("hdr10")))])
+    assert run_main(capsys, "split", "--source", str(src), "--frames", "8", "--chunks", "0", "--info", str(info),
                     "--keep-audio", "false") == (1, "", "ERROR: cannot split 8 frames into 0 chunks: give 1 or more "
                                                         "of each\n")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["info.json", "info.txt", "src.txt"]
 
 
 def test_concat_list_orders_by_name_and_quotes_paths() -> None:
@@ -454,14 +629,17 @@ def test_concat_list_orders_by_name_and_quotes_paths() -> None:
                                        "file '/in/2/seg_00002.mp4'\n")
 
 
-@pytest.mark.parametrize(("audio_file", "audio", "extra"), [
-    ("/in/audio.mka", "copy", ["-i", "/in/audio.mka", "-map", "1:a", "-c:a", "copy"]),
-    ("/in/audio.mka", "aac", ["-i", "/in/audio.mka", "-map", "1:a", "-c:a", "aac", "-b:a", "256k"]),
-    ("/in/audio.mka", "none", []),
-    (None, "copy", []),
+PLAN = [{"index": 2, "action": "copy"}, {"index": 5, "action": "aac", "kbps": 576}]
+
+
+@pytest.mark.parametrize(("audio_file", "plan", "extra"), [
+    ("/in/audio.mka", PLAN, ["-i", "/in/audio.mka", "-map", "1:0", "-c:a:0", "copy", "-map", "1:1", "-c:a:1", "aac",
+                             "-b:a:1", "576k"]),
+    ("/in/audio.mka", [], []),
+    (None, PLAN, []),
 ])
-def test_concat_args(audio_file: str | None, audio: str, extra: list[str]) -> None:
-    assert ht.concat_args("concat.txt", audio_file, audio, "partial.x.mp4") == [
+def test_concat_args(audio_file: str | None, plan: list[dict[str, Any]], extra: list[str]) -> None:
+    assert ht.concat_args("concat.txt", audio_file, plan, "partial.x.mp4") == [
         "-f", "concat", "-safe", "0", "-i", "concat.txt", *extra, "-map", "0:v", "-c:v", "copy", "-tag:v", "hvc1",
         "-movflags", "+faststart", "partial.x.mp4"]
 
@@ -471,12 +649,15 @@ def test_concat_refuses_two_audio_lines_and_a_hostile_name(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     chunks = write_lines(tmp_path, "chunks.txt", ["/in/seg_00000.mp4"])
     two = write_lines(tmp_path, "audio.txt", ["/in/a\nb.mka"])
-    args = ["concat", "--chunks", str(chunks), "--audio-track", str(two), "--expected-frames", "3", "--settings"]
-    status, _, err = run_main(capsys, *args, str(write_json(tmp_path, "s.json", {"output_name": "x", "audio": "aac"})))
+    info = write_lines(tmp_path, "info.txt", [str(write_json(tmp_path, "info.json", probed("hdr10")))])
+    args = ["concat", "--chunks", str(chunks), "--audio-track", str(two), "--expected-frames", "3", "--info", str(info),
+            "--settings"]
+    status, _, err = run_main(capsys, *args, str(write_json(tmp_path, "s.json", {"output_name": "x", "audio": "aac",
+                                                                                  "container": "mp4"})))
     assert (status, err) == (1, "ERROR: audio_track holds 2 lines, not at most one file: give one audio file (a path "
                                 "with a line break counts twice)\n")
     status, _, err = run_main(capsys, *args, str(write_json(tmp_path, "t.json", {"output_name": "../x",
-                                                                                  "audio": "aac"})))
+                                                                                  "audio": "aac", "container": "mp4"})))
     assert (status, err) == (1, f"ERROR: output_name '../x' {NAME_RULE}\n")
     assert not (tmp_path / "concat.txt").exists()
 
@@ -489,6 +670,7 @@ def verify_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("video.json", "frames.txt", "metrics.log", "psnr.log", "ssim.log"):
         shutil.copy(DATA / name, tmp_path / name)
     (tmp_path / "decode_errors.log").write_text("")
+    (tmp_path / "video_first_frame.json").write_text('{"frames": [{}]}')
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -518,7 +700,7 @@ def test_verify_report_of_a_real_encode(verify_dir: Path, capsys: pytest.Capture
     assert float((verify_dir / "psnr.txt").read_text()) == pytest.approx(35.099912)
     assert float((verify_dir / "ssim.txt").read_text()) == pytest.approx(0.975455)
     text = (verify_dir / "verify_report.txt").read_text()
-    assert text.startswith("verification: PASSED\n") and "PSNR: average 35.100 dB" in text
+    assert text.startswith("verification: PASSED (full)\n") and "PSNR: average 35.100 dB over 3 frames" in text
     assert err == text
 
 
@@ -555,7 +737,7 @@ def test_min_psnr_absent_is_not_checked(verify_dir: Path, capsys: pytest.Capture
 def test_metrics_graph_compares_in_the_profiles_format(profile: str, pix: str) -> None:
     graph, maps = ht.metrics_graph(profile, vmaf=False, cpu=4)
     prep = f"format={pix},settb=1/1000,setpts=N"
-    assert graph == (f"[0:v]{prep},split=3[d1][d2][d3];[1:v]{prep},split=3[r1][r2][r3];"
+    assert graph == (f"[0:v:0]{prep},split=3[d1][d2][d3];[1:0]{prep},split=3[r1][r2][r3];"
                      "[d1][r1]psnr=stats_file=psnr.log[p];[d2][r2]ssim=stats_file=ssim.log[s];"
                      "[d3]nullsink;[r3]nullsink")
     assert maps == ["-map", "[p]", "-f", "null", "-", "-map", "[s]", "-f", "null", "-"]
@@ -569,6 +751,81 @@ def test_verify_refuses_a_path_with_a_line_break(tmp_path: Path, monkeypatch: py
     monkeypatch.chdir(tmp_path)
     files = write_lines(tmp_path, "files.txt", ["/out/a\nb.mp4", "/in/src.mp4"])
     status, _, err = run_main(capsys, "verify", "--settings", str(write_json(tmp_path, "s.json", {"profile": "main"})),
-                              "--files", str(files), "--expected-frames", "3", "--width", "64", "--height", "48",
-                              "--vmaf", "false")
+                              "--info", str(files), "--files", str(files), "--expected-frames", "3", "--width", "64",
+                              "--height", "48", "--vmaf", "false")
     assert (status, err) == (1, "ERROR: the video's or the source's path holds a line break: rename the file\n")
+
+
+# -- chunk plans: cuts at closed keyframes only, exact join durations -------------------------------
+
+
+def gop_csv(gops: int, open_gop: bool, step: int = 512) -> str:
+    """Packets in decode order as ffprobe lists them for 12-frame GOPs with 3 B-frames (x264/x265 orders recorded
+    in /work research: open GOP keyframes are followed by three leading B-pictures of the previous GOP)."""
+    lines = []
+    for g in range(gops):
+        base = g * 12
+        if g == 0:
+            order = [(0, True), (4, False), (2, False), (1, False), (3, False), (8, False), (6, False), (5, False),
+                     (7, False), (11, False), (10, False), (9, False)]
+        elif open_gop:
+            order = [(12, True), (10, False), (9, False), (11, False), (16, False), (14, False), (13, False),
+                     (15, False), (20, False), (18, False), (17, False), (19, False)]
+            base = (g - 1) * 12
+        else:
+            order = [(0, True), (4, False), (2, False), (1, False), (3, False), (8, False), (6, False), (5, False),
+                     (7, False), (11, False), (10, False), (9, False)]
+        lines += [f"{(base + f) * step},N/A,{step},{'K_' if key else '__'}" for f, key in order]
+    return "\n".join(lines) + "\n"
+
+
+def test_open_gop_keyframes_are_not_cut_points_closed_ones_are() -> None:
+    closed = hp.scan_packets(gop_csv(4, open_gop=False))
+    opened = hp.scan_packets(gop_csv(4, open_gop=True))
+    assert closed.packets == opened.packets == 48 and len(opened.keyframes) == 4
+    assert hp.closed_keyframes(closed) == [0, 12, 24, 36]
+    assert hp.closed_keyframes(opened) == [0], "leading pictures follow every later keyframe"
+
+
+def test_chunk_plan_snaps_to_closed_keyframes_with_exact_start_times() -> None:
+    scan = hp.scan_packets(gop_csv(4, open_gop=False, step=1001))   # 59.94 fps in a 1/60000 time base
+    plan = hp.chunk_plan(scan, 2, "1/60000", "'a.mp4'")
+    assert plan == [{"first_frame": 0, "frames": 24, "start_us": 0},
+                    {"first_frame": 24, "frames": 24, "start_us": 400400}]
+    assert [c["first_frame"] for c in hp.chunk_plan(scan, 3, "1/60000", "'a.mp4'")] == [0, 12, 36]
+    listing = ht.concat_list(["/c/seg_00001.mp4", "/c/seg_00000.mp4"], [c["start_us"] for c in plan])
+    assert listing == "file '/c/seg_00000.mp4'\nduration 400400us\nfile '/c/seg_00001.mp4'\n"
+
+
+def test_chunks_that_the_keyframes_cannot_honour_are_refused() -> None:
+    with pytest.raises(ht.TaskError) as info:
+        hp.chunk_plan(hp.scan_packets(gop_csv(4, open_gop=True)), 4, "1/12288", "'open.mp4'")
+    assert str(info.value) == (
+        "chunks = 4 cannot be honoured: source 'open.mp4' can be cut without losing frames at 0 keyframes, 3 of its "
+        "3 later keyframes open-GOP, so not into chunks: set chunks to 1, or re-export the source with closed GOPs "
+        "and a shorter keyframe interval")
+    with pytest.raises(ht.TaskError, match="at 3 keyframes, so into at most 4 chunks: set chunks to 4 or fewer"):
+        hp.chunk_plan(hp.scan_packets(gop_csv(4, open_gop=False)), 5, "1/12288", "'c.mp4'")
+
+
+def test_concat_refuses_a_chunk_count_other_than_planned() -> None:
+    with pytest.raises(ht.TaskError, match="^1 chunks for the 2 the probe planned: pass every chunk$"):
+        ht.concat_list(["/c/seg_00000.mp4"], [0, 400400])
+
+
+@pytest.mark.parametrize(("source", "output", "ok"), [
+    ({"primaries": "bt2020", "transfer": "smpte2084", "matrix": "bt2020nc", "range": "tv"},
+     {"primaries": "bt2020", "transfer": "smpte2084", "matrix": "bt2020nc", "range": "tv"}, True),
+    ({"primaries": "bt2020", "transfer": "smpte2084", "matrix": "bt2020nc", "range": "tv"},
+     {"primaries": "bt2020", "transfer": None, "matrix": "bt2020nc", "range": "tv"}, False),   # PQ lost
+    ({"primaries": None, "transfer": None, "matrix": None, "range": None},
+     {"primaries": None, "transfer": None, "matrix": None, "range": "tv"}, True),    # limited range signalled
+    ({"primaries": None, "transfer": None, "matrix": None, "range": None},
+     {"primaries": None, "transfer": None, "matrix": None, "range": "pc"}, False),
+    ({"primaries": None, "transfer": None, "matrix": None, "range": "pc"},
+     {"primaries": None, "transfer": None, "matrix": None, "range": "tv"}, False),   # full range squeezed
+    ({"primaries": None, "transfer": "arib-std-b67", "matrix": None, "range": None},
+     {"primaries": "bt709", "transfer": "arib-std-b67", "matrix": None, "range": "tv"}, False),  # invented tag
+])
+def test_colour_tags_are_kept_not_invented(source: dict[str, Any], output: dict[str, Any], ok: bool) -> None:
+    assert ht.colour_matches(source, output) is ok

@@ -89,7 +89,8 @@ def test_gpu_encode_requests_one_gpu_and_the_pinned_image() -> None:
     assert rt["gpuCount"] == 1 and rt["queueArn"] == GPU_QUEUE
     assert rt["docker"] == containers.get("ffmpeg").pinned
     assert (rt["cpu"], rt["memory"], rt["disks"]) == (8, "16 GiB", "local-disk 120 SSD")
-    assert rt["maxRetries"] >= 1 and rt["awsBatchRetryAttempts"] >= 1
+    assert rt["maxRetries"] == 0 and rt["awsBatchRetryAttempts"] >= 1
+
 
 
 def test_cpu_encode_requests_no_gpu() -> None:
@@ -311,7 +312,9 @@ def test_every_choice_is_checked_by_the_probe_which_runs_first() -> None:
     """probe_source gets (and hevc-tasks probe checks) every choice of the run; the workflow calls it first."""
     ht = _hevc_tasks_module()
     probe = next(t for t in _tasks() if t.name == "probe_source")
-    assert _settings_keys(probe) == set(ht.PROBE_CHECKS) >= set(ht.CHOICES)
+    streams = {"video_stream", "audio_stream"}   # the --streams file: stream indices, not choices
+    assert _settings_keys(probe) - streams == set(ht.PROBE_CHECKS) >= set(ht.CHOICES)
+    assert streams <= _settings_keys(probe)
     wf = _doc().workflow
     assert wf is not None
     first_call = next(n for n in wf.body if isinstance(n, WDL.Call))
@@ -328,3 +331,12 @@ def test_command_blocks_are_short(task: WDL.Tree.Task) -> None:
     start = task.command.pos.line
     end = next(i for i in range(start, len(lines) + 1) if lines[i - 1].strip() == ">>>")
     assert end - start + 1 <= 12, f"{task.name}: command block of {end - start + 1} lines"
+
+
+@pytest.mark.parametrize("task", _tasks(), ids=lambda t: t.name)
+def test_deterministic_failures_are_not_retried(task: WDL.Tree.Task) -> None:
+    """A bad source or setting fails the same way every time: no engine retry (maxRetries 0). A Spot reclaim is
+    AWS Batch's to retry (awsBatchRetryAttempts)."""
+    defaults = {d.name: d.expr for d in task.inputs or []}
+    assert str(defaults["max_retries"]) == "0" and str(task.runtime["maxRetries"]) == "max_retries"
+    assert int(str(defaults["batch_retries"])) >= 1 and str(task.runtime["awsBatchRetryAttempts"]) == "batch_retries"

@@ -78,6 +78,8 @@ TABLE: dict[tuple[str, str], str | None] = {
     ("hevc", "rate_control"): CHOICE,
     ("hevc", "intermediate"): CHOICE,
     ("hevc", "audio"): CHOICE,
+    ("hevc", "container"): CHOICE,
+    ("hevc", "verify_mode"): CHOICE,
     ("hevc", "expected_resolution"): "give WIDTHxHEIGHT",
     ("hevc", "ffmpeg_image"): IMAGE,
     ("hevc", "gpu_queue_arn"): ARN,

@@ -4,14 +4,14 @@ import "tasks/hevc.wdl" as tasks
 
 workflow hevc {
     meta {
-        description: "8K HEVC encoding: probe the source (and check every setting, once, before anything expensive) -> encode (libx265 on CPU, or hevc_nvenc on an NVIDIA GPU instance) as one job or as keyframe-aligned chunks encoded in parallel and joined losslessly -> verify (decodes, resolution, exact frame count, PSNR/SSIM against the source). Disks are sized from the probe."
+        description: "8K HEVC encoding: probe the source from metadata and one demux pass (every setting and the source checked once, before anything expensive; stream choice, colour and HDR10 metadata, audio plan, decoder) -> encode (libx265 on CPU, or NVDEC -> hevc_nvenc on an NVIDIA GPU instance; source timestamps, colour tags and HDR10 metadata kept; damaged source frames counted) as one job or as keyframe-aligned chunks encoded in parallel and joined losslessly -> verify (resolution, frame count, timestamps, colour and HDR10 metadata, PSNR/SSIM against the source over every frame or sampled segments). Disks are sized from the probe."
         author: "batchpipes"
         outputs: {
-            video: "HEVC video in MP4 (hvc1), Main or Main 10",
+            video: "HEVC video in MP4 or MOV (hvc1), Main or Main 10",
             report_json: "Verification report, JSON",
             report_txt: "Verification report, text",
-            psnr: "Average PSNR against the source, dB",
-            ssim: "Average SSIM against the source",
+            psnr: "Average PSNR against the source over the compared frames, dB (-1 with verify_mode off)",
+            ssim: "Average SSIM against the source over the compared frames (-1 with verify_mode off)",
             source_info: "What the probe found in the source (JSON)",
             encode_stats: "Per encode job: frames, seconds, fps (JSON; one per chunk when chunked)"
         }
@@ -48,8 +48,19 @@ workflow hevc {
             choices: ["none", "yuv_file"]
         }
         audio: {
-            description: "Source audio: copy it, re-encode it to AAC, or drop it",
-            choices: ["copy", "aac", "none"]
+            description: "Source audio: auto copies the streams the container carries unchanged and re-encodes the others to AAC (96 kbit/s per channel, channel layout kept); copy keeps every stream unchanged (or the probe refuses); aac re-encodes all; none drops the audio",
+            choices: ["auto", "copy", "aac", "none"]
+        }
+        container: {
+            description: "Output container: mp4, or mov for mezzanine use (MOV also carries PCM audio unchanged)",
+            choices: ["mp4", "mov"]
+        }
+        video_stream: "ffprobe index of the video stream to encode when the source has several (Stream #0:N); default: the one with the most pixels, so a proxy listed first is not chosen"
+        audio_stream: "ffprobe index of the one audio stream to keep; default: every audio stream"
+        max_damaged_frames: "Damaged source frames the run accepts: corrupt packets (probe), frames decoded corrupt or lost (encode); above it the run fails with one line. Default 0"
+        verify_mode: {
+            description: "Verification against the source: full (every frame), sampled (8 evenly spread segments of 4 frames: constant cost), off (metadata, frame count and timestamps only), or auto (sampled above 120 frames of 8K, full below)",
+            choices: ["auto", "full", "sampled", "off"]
         }
         chunks: "1: one encode job. More: split at keyframes into about this many segments, encode them in parallel, join losslessly"
         expected_resolution: {
@@ -79,7 +90,12 @@ workflow hevc {
         Int bitrate_kbps = 80000
         Int? keyint
         String intermediate = "none"
-        String audio = "copy"
+        String audio = "auto"
+        String container = "mp4"
+        Int? video_stream
+        Int? audio_stream
+        Int max_damaged_frames = 0
+        String verify_mode = "auto"
         Int chunks = 1
         String expected_resolution = "7680x4320"
         Boolean vmaf = true
@@ -88,7 +104,7 @@ workflow hevc {
         Int? encode_memory_gb
         Int verify_cpu = 4
         Int verify_memory_gb = 8
-        String ffmpeg_image = "batchpipes/ffmpeg:eb65f74e4314"
+        String ffmpeg_image = "batchpipes/ffmpeg:e4e58768b963"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }
@@ -107,9 +123,14 @@ workflow hevc {
             preset = chosen_preset,
             rate_control = rate_control,
             audio = audio,
+            container = container,
+            verify_mode = verify_mode,
             intermediate = intermediate,
             chunks = chunks,
             expected_resolution = expected_resolution,
+            video_stream = video_stream,
+            audio_stream = audio_stream,
+            max_damaged_frames = max_damaged_frames,
             docker_image = ffmpeg_image
     }
 
@@ -129,6 +150,7 @@ workflow hevc {
         call tasks.encode as encode_whole {
             input:
                 source = source,
+                info = probe_source.info,
                 output_name = probe_source.name,
                 encoder = encoder,
                 profile = profile,
@@ -139,6 +161,8 @@ workflow hevc {
                 keyint = keyint,
                 intermediate = intermediate,
                 audio = audio,
+                container = container,
+                max_damaged_frames = max_damaged_frames,
                 width = probe_source.width,
                 height = probe_source.height,
                 frame_rate = probe_source.frame_rate,
@@ -155,9 +179,10 @@ workflow hevc {
         call tasks.split_source {
             input:
                 source = source,
+                info = probe_source.info,
                 frames = probe_source.frames,
                 chunks = chunks,
-                keep_audio = audio != "none" && probe_source.has_audio,
+                keep_audio = probe_source.has_audio,
                 disk_gb = ceil(source_gib * 2.1) + 10,
                 docker_image = ffmpeg_image
         }
@@ -168,6 +193,7 @@ workflow hevc {
             call tasks.encode as encode_chunk {
                 input:
                     source = segment,
+                    info = probe_source.info,
                     output_name = sub(basename(segment), "\\.nut$", ""),
                     encoder = encoder,
                     profile = profile,
@@ -178,6 +204,7 @@ workflow hevc {
                     keyint = keyint,
                     intermediate = intermediate,
                     audio = "none",
+                    max_damaged_frames = max_damaged_frames,
                     width = probe_source.width,
                     height = probe_source.height,
                     frame_rate = probe_source.frame_rate,
@@ -195,6 +222,8 @@ workflow hevc {
                 chunks = encode_chunk.video,
                 audio_track = split_source.audio_track,
                 audio = audio,
+                container = container,
+                info = probe_source.info,
                 output_name = probe_source.name,
                 expected_frames = probe_source.frames,
                 disk_gb = ceil(output_gib * 3.3) + 10,
@@ -208,7 +237,10 @@ workflow hevc {
         input:
             video = encoded,
             source = source,
-            expected_frames = probe_source.frames,
+            info = probe_source.info,
+            encoder = encoder,
+            verify_mode = probe_source.verification,
+            expected_frames = select_first([encode_whole.frames, probe_source.frames]),
             width = probe_source.width,
             height = probe_source.height,
             profile = profile,

@@ -32,6 +32,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+# The probe (metadata and one demux pass) and the choice of decoder (NVDEC or CPU), beside this script in the image.
+import hevc_decode
+import hevc_probe
+
 # task_common.py (containers/shared/, beside this script in the image): the name rule declared as ``pattern`` in
 # the workflow's and the tasks' parameter_meta, TaskError and the one-ERROR-line main.
 from task_common import NAME_PATTERN, NAME_RULE, Command, TaskError, run_main
@@ -48,8 +52,13 @@ class Profile:
 #: The tables that implement the choices; CHOICES (declared as ``choices`` in wdl/hevc.wdl) are their keys.
 PROFILES = {"main": Profile("yuv420p", "yuv420p", 1, "Main"),
             "main10": Profile("yuv420p10le", "p010le", 2, "Main 10")}
-AUDIO_CODECS: dict[str, tuple[str, ...]] = {"copy": ("-c:a", "copy"), "aac": ("-c:a", "aac", "-b:a", "256k"),
-                                            "none": ()}
+#: audio: auto copies what the container carries and transcodes the rest to AAC; copy keeps every stream or refuses;
+#: aac transcodes all; none drops the audio (hevc_probe.audio_plan).
+AUDIO_MODES = ("auto", "copy", "aac", "none")
+#: Output containers: MP4, or MOV for mezzanine use (it also carries PCM audio unchanged).
+CONTAINERS = ("mp4", "mov")
+#: Verification: every frame, evenly spread segments, none; auto: sampled for long high-resolution sources.
+VERIFY_MODES = ("auto", "full", "sampled", "off")
 PRESETS: dict[str, tuple[str, ...]] = {
     "libx265": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow", "placebo"),
@@ -59,22 +68,24 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "encoder": tuple(PRESETS),
     "profile": tuple(PROFILES),
     "rate_control": ("crf", "vbr", "cbr"),
-    "audio": tuple(AUDIO_CODECS),
+    "audio": AUDIO_MODES,
     "intermediate": ("none", "yuv_file"),
+    "container": CONTAINERS,
+    "verify_mode": VERIFY_MODES,
 }
 CHOICE_HINTS = {
     "encoder": "choose libx265 (CPU) or hevc_nvenc (NVIDIA GPU)",
     "profile": "choose main (8-bit) or main10 (10-bit)",
     "rate_control": "choose crf, vbr or cbr",
-    "audio": "choose copy, aac or none",
+    "audio": "choose auto, copy, aac or none",
     "intermediate": "choose none or yuv_file",
+    "container": "choose mp4 or mov",
+    "verify_mode": "choose auto, full, sampled or off",
 }
-CHOICE_LABELS = {"audio": "audio mode"}
-#: Audio codecs an MP4 can carry unchanged (audio = copy).
-MP4_COPYABLE = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "mp2"})
+CHOICE_LABELS = {"audio": "audio mode", "verify_mode": "verify mode"}
 #: The settings ``check_settings`` knows, in the order they are checked (preset needs the encoder).
 KNOWN = ("output_name", "encoder", "preset", "profile", "rate_control", "audio", "intermediate",
-         "expected_resolution", "frame_rate")
+         "container", "verify_mode", "expected_resolution", "frame_rate")
 NAME_SUFFIX = ".hevc"
 
 
@@ -198,48 +209,6 @@ def last_line(text: str, strip_prefix: str = "") -> str:
     return line.removeprefix(strip_prefix) if strip_prefix else line
 
 
-def summarise_source(name: str, streams: dict[str, Any], counted: dict[str, Any], *, audio: str,
-                     expected: str) -> dict[str, Any]:
-    """The probe's findings from ffprobe's -show_streams/-show_format JSON and its frame count JSON."""
-    streams_list = streams.get("streams", [])
-    video = [s for s in streams_list if s.get("codec_type") == "video"
-             and not s.get("disposition", {}).get("attached_pic")]
-    if not video:
-        raise TaskError(f"source {shown(name)} has no video stream: give a video file")
-    v = video[0]
-    frames = int((counted.get("streams") or [{}])[0].get("nb_read_frames", 0) or 0)
-    if frames == 0:
-        raise TaskError(f"source {shown(name)} has a video stream but no decodable frames")
-    width, height = int(v.get("width", 0)), int(v.get("height", 0))
-    if width % 2 or height % 2:
-        raise TaskError(f"source {shown(name)} is {width}x{height}: 4:2:0 HEVC (Main/Main 10) needs even width "
-                        "and height; crop or scale the source first")
-    if expected != "any" and f"{width}x{height}" != expected:
-        raise TaskError(f"source {shown(name)} is {width}x{height}, not the expected {expected}: give an {expected} "
-                        "source or set expected_resolution to its size (or 'any')")
-    rate = v.get("avg_frame_rate", "0/0")
-    if rate in ("0/0", "0/1"):
-        rate = v.get("r_frame_rate", "0/0")
-    if rate in ("0/0", "0/1") or re.fullmatch(r"[1-9][0-9]*/[1-9][0-9]*", str(rate)) is None:
-        raise TaskError(f"source {shown(name)} has no frame rate: remux it with an explicit rate (ffmpeg -r)")
-    fps = Fraction(rate)
-    fmt = streams.get("format", {})
-    duration = float(v.get("duration") or fmt.get("duration") or frames / fps)
-    keyframes = sum(1 for p in counted.get("packets", []) if "K" in p.get("flags", ""))
-    audio_streams = [s for s in streams_list if s.get("codec_type") == "audio"]
-    if audio == "copy":
-        bad = [s.get("codec_name", "?") for s in audio_streams if s.get("codec_name") not in MP4_COPYABLE]
-        if bad:
-            raise TaskError(f"source audio is {bad[0]}, which MP4 cannot carry unchanged: set audio to aac or none")
-    return {
-        "file": name, "container": fmt.get("format_name"),
-        "codec": v.get("codec_name"), "pix_fmt": v.get("pix_fmt"), "width": width, "height": height,
-        "frames": frames, "keyframes": keyframes, "frame_rate": rate, "fps": float(fps),
-        "duration_s": round(duration, 6), "audio_streams": len(audio_streams),
-        "bytes": int(fmt.get("size", 0) or 0),
-    }
-
-
 def ffprobe_json(args: list[str], source: str, failure: str) -> dict[str, Any]:
     proc = subprocess.run(["ffprobe", "-v", "error", *args, "-of", "json", source],
                           capture_output=True, text=True, errors="replace", check=False)
@@ -259,61 +228,114 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 #: What probe_source checks: every choice of the run, before anything expensive (the later tasks do not repeat it).
-PROBE_CHECKS = ("encoder", "preset", "profile", "rate_control", "audio", "intermediate", "expected_resolution")
+PROBE_CHECKS = ("encoder", "preset", "profile", "rate_control", "audio", "intermediate", "container", "verify_mode",
+                "expected_resolution")
+#: verify = auto: sampled when the source holds more pixels than this (120 frames of 8K), full otherwise.
+FULL_VERIFY_MAX_PIXELS = 7680 * 4320 * 120
 
 
-def probe(settings_file: Path, name_file: Path, source: str, chunks: int, cpu: int, out_dir: Path) -> dict[str, Any]:
-    """The probe task: settings first (cheap), then the source; writes the task's output files."""
+def optional_index(values: dict[str, Any], key: str) -> int | None:
+    """An optional stream index from the task's streams file (``write_json`` of ``select_all``: [] or [n])."""
+    given = values.get(key, [])
+    if not isinstance(given, list) or len(given) > 1 or not all(isinstance(g, int) and g >= 0 for g in given):
+        raise TaskError(f"{key} must be a stream index (0, 1, ...) as ffprobe numbers the streams, or unset")
+    return given[0] if given else None
+
+
+def verify_mode(requested: str, video: dict[str, Any]) -> str:
+    """The verification the run does: ``requested``, or for auto: sampled above FULL_VERIFY_MAX_PIXELS."""
+    if requested != "auto":
+        return requested
+    pixels = int(video["width"]) * int(video["height"]) * int(video["packets"])
+    return "sampled" if pixels > FULL_VERIFY_MAX_PIXELS else "full"
+
+
+def probe(settings_file: Path, name_file: Path, streams_file: Path, source: str, chunks: int, max_damaged_frames: int,
+          out_dir: Path) -> dict[str, Any]:
+    """The probe task: settings first (cheap), then the source (metadata and one demux pass, no decoding: see
+    hevc_probe); writes the task's outputs."""
     values = read_settings(settings_file)
     s = check_settings(values, PROBE_CHECKS)
     if chunks < 1:
         raise TaskError(f"chunks is {chunks}: give 1 (single encode) or more")
+    if max_damaged_frames < 0:
+        raise TaskError(f"max_damaged_frames is {max_damaged_frames}: give 0 (no damage accepted) or more")
     given = read_json(name_file, "output_name")
     if not isinstance(given, list) or len(given) > 1 or not all(isinstance(g, str) for g in given):
         raise TaskError(f"the task's output_name file {name_file} does not hold a list of at most one string")
     name = os.path.basename(source)
     output_name = check_name(given[0]) if given else default_name(name)
-
-    streams = ffprobe_json(["-show_streams", "-show_format"], source,
-                           f"source {shown(name)} is not a readable video file (ffprobe: {{why}}): give a video file")
-    counted: dict[str, Any] = {}
-    if any(st.get("codec_type") == "video" for st in streams.get("streams", [])):
-        counted = ffprobe_json(["-threads", str(cpu), "-select_streams", "V:0", "-count_frames",
-                                "-show_entries", "stream=nb_read_frames:packet=flags"], source,
-                               f"source {shown(name)} cannot be decoded (ffprobe: {{why}})")
-    summary = summarise_source(name, streams, counted, audio=s["audio"], expected=s["expected_resolution"])
-    values_out = {"width": summary["width"], "height": summary["height"], "frames": summary["frames"],
-                  "frame_rate": summary["frame_rate"], "duration_s": summary["duration_s"],
-                  "has_audio": str(summary["audio_streams"] > 0).lower(), "name": output_name}
+    wanted = read_json(streams_file, "streams")
+    if not isinstance(wanted, dict):
+        raise TaskError(f"the task's streams file {streams_file} does not hold a JSON object")
+    request = hevc_probe.Request(encoder=s["encoder"], audio=s["audio"], container=s["container"],
+                                 expected_resolution=s["expected_resolution"],
+                                 video_stream=optional_index(wanted, "video_stream"),
+                                 audio_stream=optional_index(wanted, "audio_stream"),
+                                 max_corrupt_packets=max_damaged_frames, chunks=chunks)
+    summary, _ = hevc_probe.probe_source(source, shown(name), request)
+    video = summary["video"]
+    plan = hevc_decode.decode_plan(video, s["encoder"])
+    summary["decode"] = {"method": plan.method, "reason": plan.reason}
+    summary["verify"] = verify_mode(s["verify_mode"], video)
+    summary["file"] = name
+    values_out = {"width": video["width"], "height": video["height"], "frames": video["packets"],
+                  "frame_rate": video["frame_rate"], "duration_s": summary["duration_s"],
+                  "has_audio": str(bool(summary["audio"])).lower(), "name": output_name,
+                  "decode": plan.method, "verification": summary["verify"]}
     for key, value in values_out.items():
         write_atomic(out_dir / f"{key}.txt", f"{value}\n")
     write_atomic(out_dir / "source_info.json", json.dumps(summary, indent=2) + "\n")
+    print(f"decoding on {'the GPU (NVDEC)' if plan.method == 'nvdec' else 'the CPU'}: {plan.reason}", file=sys.stderr)
     return summary
 
 
 # -- running ffmpeg and ffprobe --------------------------------------------------------------------
 
-#: ffmpeg for the long runs: warnings and a progress line every 30 s on stderr.
-FFMPEG_LOUD = ("ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-stats_period", "30", "-stats")
+#: ffmpeg for the long runs: a progress line every 30 s; verbose for its final statistics (packets read, frames
+#: decoded: the damage check), which run_logged keeps in the log but does not echo.
+FFMPEG_LOUD = ("ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "level+verbose", "-stats_period", "30",
+               "-stats")
 #: ffmpeg for the short runs (split, copy, join): errors only.
 FFMPEG_QUIET = ("ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error")
 
 
+def ffmpeg_message(line: str) -> str:
+    """A log line without ffmpeg's ``[context @ 0x..]`` and ``[level]`` prefixes."""
+    return re.sub(r"^(\[[^]]*@ 0x[0-9a-f]+\]\s*)?(\[(quiet|panic|fatal|error|warning|info|verbose|debug)\]\s*)?", "",
+                  line.strip())
+
+
+def failure_line(log: str) -> str:
+    """ffmpeg's reason for failing: its last error-level line (``level+`` logs), else its last line that is no
+    progress or verbose line."""
+    lines = [ln for ln in log.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "[error]" in ln or "[fatal]" in ln]
+    others = [ln for ln in lines if "[verbose]" not in ln and "frame=" not in ln]
+    chosen = errors or others or lines
+    return ffmpeg_message(chosen[-1]) if chosen else "no message"
+
+
 def run_logged(what: str, argv: Sequence[str], log: Path) -> None:
-    """Run ``argv`` with its stderr appended to ``log`` (and shown, progress lines split at carriage returns);
-    TaskError naming ``what`` and ffmpeg's last message when it fails."""
+    """Run ``argv`` with its stderr appended to ``log`` and shown, except verbose lines (progress lines split at
+    carriage returns); TaskError naming ``what`` and ffmpeg's reason when it fails."""
     with log.open("ab") as fh:
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         assert proc.stderr is not None
         fd = proc.stderr.fileno()
-        while chunk := os.read(fd, 65536).replace(b"\r", b"\n"):
+        pending = b""
+        while chunk := os.read(fd, 65536):
             fh.write(chunk)
-            sys.stderr.write(chunk.decode(errors="replace"))
+            *lines, pending = (pending + chunk.replace(b"\r", b"\n")).split(b"\n")
+            shown_lines = [ln.decode(errors="replace") for ln in lines if b"[verbose]" not in ln]
+            if shown_lines:
+                sys.stderr.write("\n".join(shown_lines) + "\n")
+        if pending and b"[verbose]" not in pending:
+            sys.stderr.write(pending.decode(errors="replace") + "\n")
         status = proc.wait()
     if status != 0:
-        lines = [ln for ln in log.read_text(errors="replace").splitlines() if not ln.startswith("frame=")]
-        raise TaskError(f"{what} failed: {last_line(chr(10).join(lines))}")
+        raise TaskError(f"{what} failed: {failure_line(log.read_text(errors='replace'))}")
 
 
 def run_quiet(what: str, args: Sequence[str], log: Path) -> None:
@@ -345,7 +367,8 @@ def ffprobe_count(path: str, entry: str, cpu: int | None = None) -> int:
 
 @dataclass(frozen=True)
 class EncodeJob:
-    """One encode task: the checked settings (probe_source) and the numbers, as the task passes them."""
+    """One encode task: the checked settings (probe_source), the numbers as the task passes them, and the probe's
+    findings (source_info.json: the video stream, its colour and HDR metadata, the audio plan, the decoder)."""
 
     output_name: str
     encoder: str
@@ -354,6 +377,7 @@ class EncodeJob:
     rate_control: str
     intermediate: str
     audio: str
+    container: str
     quality: int
     bitrate_kbps: int
     keyint: int | None
@@ -361,25 +385,39 @@ class EncodeJob:
     height: int
     frame_rate: str
     cpu: int
+    info: dict[str, Any]
+    max_damaged_frames: int = 0
 
     @property
     def output(self) -> str:
-        return f"{self.output_name}.mp4"
+        return f"{self.output_name}.{self.container}"
+
+    @property
+    def video(self) -> dict[str, Any]:
+        return dict(self.info.get("video") or {})
+
+    @property
+    def decode(self) -> hevc_decode.DecodePlan:
+        plan = self.info.get("decode") or {}
+        return hevc_decode.DecodePlan(str(plan.get("method", "cpu")), str(plan.get("reason", "")))
 
 
-def encode_job(values: dict[str, Any], *, quality: int, bitrate_kbps: int, keyint: list[int], width: int,
-               height: int, cpu: int) -> EncodeJob:
+def encode_job(values: dict[str, Any], *, info: dict[str, Any], quality: int, bitrate_kbps: int, keyint: list[int],
+               width: int, height: int, cpu: int, max_damaged_frames: int = 0) -> EncodeJob:
     """The job from the task's settings file. The output name (a file name here) and the frame rate (from the probe)
     are checked; the choices were checked by probe_source."""
     if not isinstance(keyint, list) or len(keyint) > 1 or not all(isinstance(k, int) for k in keyint):
         raise TaskError("the task's keyint file does not hold a list of at most one number")
+    if not isinstance(info, dict) or not isinstance(info.get("video"), dict):
+        raise TaskError("the task's source_info file is not the probe's JSON report: pass probe_source.info")
     checked = check_settings(values, ["output_name", "frame_rate"])
     return EncodeJob(output_name=checked["output_name"], encoder=pick(values, "encoder"),
                      preset=str(values.get("preset", "")),
                      profile=pick(values, "profile"), rate_control=pick(values, "rate_control"),
-                     intermediate=pick(values, "intermediate"), audio=pick(values, "audio"), quality=quality,
+                     intermediate=pick(values, "intermediate"), audio=pick(values, "audio"),
+                     container=pick(values, "container"), quality=quality,
                      bitrate_kbps=bitrate_kbps, keyint=keyint[0] if keyint else None, width=width, height=height,
-                     frame_rate=checked["frame_rate"], cpu=cpu)
+                     frame_rate=checked["frame_rate"], cpu=cpu, info=info, max_damaged_frames=max_damaged_frames)
 
 
 def rate_args(job: EncodeJob) -> list[str]:
@@ -394,23 +432,89 @@ def rate_args(job: EncodeJob) -> list[str]:
     return [*nvenc_rc, "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps}k"]
 
 
+#: ffmpeg's encoder options for the colour properties hevc_probe reports (primaries, transfer, matrix, range).
+COLOUR_OPTIONS = {"primaries": "-color_primaries", "transfer": "-color_trc", "matrix": "-colorspace",
+                  "range": "-color_range"}
+
+
+def colour_args(colour: dict[str, Any]) -> list[str]:
+    """The source's colour tags, set explicitly on the encoder (both encoders write them into the HEVC VUI)."""
+    args: list[str] = []
+    for key, option in COLOUR_OPTIONS.items():
+        value = colour.get(key)
+        if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_-]+", value):
+            args += [option, value]
+    return args
+
+
+def x265_hdr_params(hdr: dict[str, Any]) -> list[str]:
+    """x265's mastering display and content light level parameters for the source's HDR10 metadata (hevc_probe
+    keeps it in x265's units: chromaticities in 0.00002, luminance in 0.0001 cd/m²; x265's order is G, B, R);
+    x265 writes them as SEI messages."""
+    params = []
+    md = hdr.get("mastering_display")
+    if md:
+        def xy(prefix: str) -> str:
+            return f"({int(md[prefix + '_x'])},{int(md[prefix + '_y'])})"
+        params.append(f"master-display=G{xy('green')}B{xy('blue')}R{xy('red')}WP{xy('white_point')}"
+                      f"L({int(md['max_luminance'])},{int(md['min_luminance'])})")
+    cll = hdr.get("content_light")
+    if cll:
+        params.append(f"max-cll={int(cll['max_content'])},{int(cll['max_average'])}")
+    return params
+
+
+def hdr_not_carried(job: EncodeJob) -> str | None:
+    """Why the source's HDR10 metadata is not in the output, or None when it is (or there is none)."""
+    return hdr_not_carried_by(job.encoder, job.info)
+
+
+def hdr_not_carried_by(encoder: str, info: dict[str, Any]) -> str | None:
+    hdr = (info.get("video") or {}).get("hdr") or {}
+    if encoder == "hevc_nvenc" and (hdr.get("mastering_display") or hdr.get("content_light")):
+        return ("the source's mastering display and content light level metadata are not in the output: "
+                "hevc_nvenc in this ffmpeg (5.1) cannot write them (libx265 does); colour tags are kept")
+    return None
+
+
 def video_args(job: EncodeJob) -> list[str]:
-    """The encoder's options: codec, preset, profile, pixel format, rate control, keyframe interval."""
+    """The encoder's options: codec, preset, profile, pixel format, rate control, colour and HDR metadata,
+    keyframe interval. With NVDEC the frames arrive on the GPU already in the encoder's format (no -pix_fmt)."""
     profile = PROFILES[job.profile]
+    video = job.video
     if job.encoder == "libx265":
-        params = f"pools={job.cpu}:log-level=warning" + (":strict-cbr=1" if job.rate_control == "cbr" else "")
+        params = [f"pools={job.cpu}", "log-level=warning", *(["strict-cbr=1"] if job.rate_control == "cbr" else []),
+                  *x265_hdr_params(video.get("hdr") or {})]
         args = ["-c:v", "libx265", "-preset", job.preset, "-profile:v", job.profile, "-pix_fmt", profile.pix_fmt,
-                *rate_args(job), "-x265-params", params]
+                *rate_args(job), "-x265-params", ":".join(params)]
     else:
-        args = ["-c:v", "hevc_nvenc", "-preset", job.preset, "-tune", "hq", "-profile:v", job.profile,
-                "-pix_fmt", profile.nvenc_pix_fmt, *rate_args(job)]
-    return args + (["-g", str(job.keyint)] if job.keyint is not None else [])
+        pix = [] if job.decode.method == "nvdec" and job.intermediate == "none" else ["-pix_fmt", profile.nvenc_pix_fmt]
+        args = ["-c:v", "hevc_nvenc", "-preset", job.preset, "-tune", "hq", "-profile:v", job.profile, *pix,
+                *rate_args(job)]
+    return args + colour_args(video.get("colour") or {}) + (["-g", str(job.keyint)] if job.keyint is not None else [])
 
 
-def audio_args(audio: str, input_index: int) -> list[str]:
-    """How the audio streams of input ``input_index`` reach the output (none: they do not)."""
-    codec = AUDIO_CODECS[audio]
-    return ["-map", f"{input_index}:a?", *codec] if codec else []
+#: Every decoded frame keeps its source timestamp, in the source's time base: no frame is duplicated or dropped
+#: to make a constant rate (ffmpeg's default for MP4), so variable frame rate sources keep their timing.
+TIMING = ["-fps_mode", "passthrough", "-enc_time_base:v", "-1"]
+
+
+def audio_args(plan: list[dict[str, Any]], input_index: int) -> list[str]:
+    """The kept audio streams of input ``input_index``, each copied or transcoded to AAC (its channel layout kept)
+    as the probe's plan says (hevc_probe.audio_plan)."""
+    args: list[str] = []
+    for k, entry in enumerate(plan):
+        args += ["-map", f"{input_index}:{int(entry['index'])}"]
+        if entry["action"] == "copy":
+            args += [f"-c:a:{k}", "copy"]
+        else:
+            args += [f"-c:a:{k}", "aac", f"-b:a:{k}", f"{int(entry['kbps'])}k"]
+    return args
+
+
+def muxing(partial: str) -> list[str]:
+    """MP4/MOV (by the file name): the hvc1 tag (what Apple players want), the index at the front."""
+    return ["-tag:v", "hvc1", "-movflags", "+faststart", partial]
 
 
 RAW_YUV = "source.yuv"
@@ -418,17 +522,24 @@ RAW_YUV = "source.yuv"
 
 def encode_steps(job: EncodeJob, source: str, partial: str) -> list[tuple[str, list[str]]]:
     """The ffmpeg runs of an encode, as (what, arguments after FFMPEG_LOUD). intermediate none: decoder straight
-    into the encoder; yuv_file: decode to a raw YUV file, then encode it (the audio from the original, input 1)."""
-    muxing = ["-tag:v", "hvc1", "-movflags", "+faststart", partial]
+    into the encoder (NVDEC on the GPU where the probe chose it); yuv_file: decode to a raw YUV file, then encode it
+    (the audio from the original, input 1)."""
+    video = f"0:{int(job.video.get('index', 0))}"
+    plan = list(job.info.get("audio") or []) if job.audio != "none" else []
     encoding = f"encoding with {job.encoder}"
     if job.intermediate == "none":
-        return [(encoding, ["-i", source, "-map", "0:v:0", *video_args(job), *audio_args(job.audio, 0), *muxing])]
+        decode = job.decode
+        vf = hevc_decode.video_filter(decode, PROFILES[job.profile].nvenc_pix_fmt) \
+            if job.encoder == "hevc_nvenc" else None
+        return [(encoding, [*hevc_decode.input_args(decode), "-i", source, "-map", video,
+                            *(["-vf", vf] if vf else []), *video_args(job), *TIMING, *audio_args(plan, 0),
+                            *muxing(partial)])]
     pix = PROFILES[job.profile].pix_fmt
     return [
-        ("decoding to raw YUV", ["-i", source, "-map", "0:v:0", "-pix_fmt", pix, "-f", "rawvideo", RAW_YUV]),
+        ("decoding to raw YUV", ["-i", source, "-map", video, "-pix_fmt", pix, "-f", "rawvideo", RAW_YUV]),
         (encoding, ["-f", "rawvideo", "-pix_fmt", pix, "-video_size", f"{job.width}x{job.height}",
                     "-framerate", job.frame_rate, "-i", RAW_YUV, "-i", source, "-map", "0:v:0", *video_args(job),
-                    *audio_args(job.audio, 1), *muxing]),
+                    *audio_args(plan, 1), *muxing(partial)]),
     ]
 
 
@@ -455,8 +566,31 @@ def check_nvenc(work: Path) -> None:
                         "libx265")
 
 
+def damage(log: str, index: int) -> dict[str, int]:
+    """What decoding the source's video stream ``index`` met, from the encode's ffmpeg log (level+verbose): packets
+    read and frames decoded (ffmpeg's final statistics), frames the decoder flagged corrupt, decode errors, and the
+    frames lost (packets that gave no frame)."""
+    stats = re.findall(rf"Input stream #0:{index} \(video\): (\d+) packets read \(\d+ bytes\); (\d+) frames decoded",
+                       log)
+    packets, decoded = (int(stats[-1][0]), int(stats[-1][1])) if stats else (0, 0)
+    corrupt = len(re.findall(rf"corrupt decoded frame in stream {index}\b", log))
+    errors = len(re.findall(rf"Error while decoding stream #0:{index}\b", log))
+    lost = max(packets - decoded, 0)
+    return {"packets": packets, "frames_decoded": decoded, "corrupt_frames": corrupt, "decode_errors": errors,
+            "lost_frames": lost, "damaged_frames": corrupt + lost}
+
+
+def check_damage(found: dict[str, int], allowed: int, name: str) -> None:
+    if found["damaged_frames"] > allowed:
+        raise TaskError(f"source {name} has {found['damaged_frames']} damaged frames ({found['corrupt_frames']} "
+                        f"decoded corrupt, {found['lost_frames']} lost of {found['packets']}; {found['decode_errors']} "
+                        "decode errors, see ffmpeg.log): repair or re-export the source, or set max_damaged_frames to "
+                        f"{found['damaged_frames']} to accept them")
+
+
 def encode(job: EncodeJob, source: str, work: Path) -> dict[str, Any]:
-    """The encode task: ffmpeg writes a temporary name; the output gets its real name only once it holds frames."""
+    """The encode task: ffmpeg writes a temporary name; the output gets its real name only once it holds every
+    decoded frame and the source's damage (if any) is within what the run accepts."""
     out, partial = work / job.output, work / f"partial.{job.output}"
     for stale in (out, partial):
         stale.unlink(missing_ok=True)
@@ -465,18 +599,36 @@ def encode(job: EncodeJob, source: str, work: Path) -> dict[str, Any]:
     if job.intermediate == "yuv_file":
         frame_bytes = job.width * job.height * 3 * PROFILES[job.profile].bytes_per_sample // 2
         print(f"decoding to a raw YUV file ({frame_bytes} bytes per frame)", file=sys.stderr)
+    decode = job.decode
+    print(f"decoding on {'the GPU (NVDEC)' if decode.method == 'nvdec' else 'the CPU'}: {decode.reason}",
+          file=sys.stderr)
+    log = work / "ffmpeg.log"
     start = time.time()
     try:
         for what, args in encode_steps(job, source, partial.name):
-            run_logged(what, [*FFMPEG_LOUD, *args], work / "ffmpeg.log")
+            run_logged(what, [*FFMPEG_LOUD, *args], log)
     finally:
         (work / RAW_YUV).unlink(missing_ok=True)
     end = time.time()
+    found = damage(log.read_text(errors="replace"), int(job.video.get("index", 0)))
     frames = ffprobe_count(str(partial), "nb_read_packets")
     if frames == 0:
         raise TaskError(f"the encoder wrote no frames to {job.output}")
+    try:
+        check_damage(found, job.max_damaged_frames, shown(os.path.basename(source)))
+        if found["frames_decoded"] and frames != found["frames_decoded"]:
+            raise TaskError(f"the encoder wrote {frames} frames for the {found['frames_decoded']} decoded: "
+                            "report this with ffmpeg.log")
+    except TaskError:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, out)
     stats = encode_stats(job, start, end, frames)
+    stats["source_damage"] = found
+    stats["decode"] = {"method": decode.method, "reason": decode.reason}
+    warning = hdr_not_carried(job)
+    stats["warnings"] = [warning] if warning else []
+    write_atomic(work / "frames.txt", f"{frames}\n")
     write_atomic(work / "encode_stats.json", json.dumps(stats, indent=2) + "\n")
     return stats
 
@@ -492,78 +644,98 @@ def encode_stats(job: EncodeJob, start: float, end: float, frames: int) -> dict[
 
 
 def split_points(frames: int, chunks: int) -> list[int]:
-    """Frame numbers where segments 2..chunks should start (strictly increasing, inside the video)."""
-    points = {round(i * frames / chunks) for i in range(1, chunks)}
-    return sorted(p for p in points if 0 < p < frames)
+    """Frame numbers where segments 2..chunks would start cut evenly (the probe snaps them to closed keyframes)."""
+    return hevc_probe.even_points(frames, chunks)
 
 
 SEGMENTS = "segments"
 
 
-def split_args(source: str, cuts: Sequence[int]) -> list[str]:
-    """Stream-copy the first video stream into NUT segments starting at the first keyframe at or after each cut."""
+def split_args(source: str, cuts: Sequence[int], video_index: int = 0) -> list[str]:
+    """Stream-copy the chosen video stream into NUT segments starting at the first keyframe at or after each cut."""
     where = ["-segment_frames", ",".join(str(c) for c in cuts)] if cuts else ["-segment_time", "1000000000"]
-    return ["-i", source, "-map", "0:v:0", "-c", "copy", "-f", "segment", "-segment_format", "nut", *where,
+    return ["-i", source, "-map", f"0:{video_index}", "-c", "copy", "-f", "segment", "-segment_format", "nut", *where,
             "-reset_timestamps", "1", f"{SEGMENTS}/seg_%05d.nut"]
 
 
-def has_audio(source: str) -> bool:
-    proc = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a", "-show_entries", "stream=index",
-                           "-of", "csv=p=0", source], capture_output=True, text=True, errors="replace", check=False)
-    return proc.returncode == 0 and bool(proc.stdout.strip())
+def audio_aside_args(source: str, plan: list[dict[str, Any]], partial: str) -> list[str]:
+    """Stream-copy the kept audio streams, in the plan's order, into one Matroska file."""
+    maps = [arg for entry in plan for arg in ("-map", f"0:{int(entry['index'])}")]
+    return ["-i", source, *maps, "-c", "copy", partial]
 
 
-def split(source: str, frames: int, chunks: int, cpu: int, keep_audio: bool, work: Path) -> list[int]:
-    """The split_source task: segments whose decoded frames add up to the source's, and audio.mka when kept."""
+def split(source: str, frames: int, chunks: int, cpu: int, keep_audio: bool, work: Path,
+          info: dict[str, Any] | None = None) -> list[int]:
+    """The split_source task: the probe's chunk plan (cuts at closed keyframes only: hevc_probe.chunk_plan) as
+    stream-copied segments, each checked to hold its planned frames (a demux count: nothing is decoded), and
+    audio.mka when kept."""
     if frames < 1 or chunks < 1:
         raise TaskError(f"cannot split {frames} frames into {chunks} chunks: give 1 or more of each")
+    planned = list((info or {}).get("chunks") or [])
+    if not planned:
+        planned = [{"first_frame": 0, "frames": frames, "start_us": 0}]
     (work / SEGMENTS).mkdir(exist_ok=True)
-    run_quiet("splitting the source at keyframes", split_args(source, split_points(frames, chunks)),
-              work / "split.log")
+    video_index = int(((info or {}).get("video") or {}).get("index", 0))
+    cuts = [int(c["first_frame"]) for c in planned[1:]]
+    run_quiet("splitting the source at closed keyframes", split_args(source, cuts, video_index), work / "split.log")
     counts = []
     for seg in sorted((work / SEGMENTS).glob("seg_*.nut")):
-        counts.append(ffprobe_count(str(seg), "nb_read_frames", cpu))
+        counts.append(ffprobe_count(str(seg), "nb_read_packets", cpu))
         print(f"{seg.name}: {counts[-1]} frames", file=sys.stderr)
-    if sum(counts) != frames:
-        raise TaskError(f"the keyframe segments decode to {sum(counts)} frames, not the source's {frames} "
-                        "(open-GOP source?): encode with chunks = 1")
-    if keep_audio and has_audio(source):
-        run_quiet("copying the audio aside", ["-i", source, "-map", "0:a", "-c", "copy", "partial.audio.mka"],
-                  work / "audio.log")
+    if counts != [int(c["frames"]) for c in planned]:
+        raise TaskError(f"the segments hold {counts} frames, not the planned {[int(c['frames']) for c in planned]}: "
+                        "report this with split.log")
+    plan = list((info or {}).get("audio") or [])
+    if keep_audio and plan:
+        run_quiet("copying the audio aside", audio_aside_args(source, plan, "partial.audio.mka"), work / "audio.log")
         os.replace(work / "partial.audio.mka", work / "audio.mka")
     return counts
 
 
-def concat_list(paths: Iterable[str]) -> str:
-    """The concat demuxer's list: one ``file '<path>'`` line per chunk, ordered by file name."""
+def concat_list(paths: Iterable[str], starts_us: Sequence[int] | None = None) -> str:
+    """The concat demuxer's list: one ``file '<path>'`` line per chunk, ordered by file name, each but the last
+    followed by its exact duration in microseconds (``duration 400400us``) from the source's timestamps: without it
+    the demuxer takes an MP4 chunk's length from its millisecond movie header, and every later frame lands up to
+    1 ms late (59.94 fps: 0.4004 s becomes 0.401 s)."""
     ordered = sorted((p for p in paths if p.strip()), key=os.path.basename)
+    if starts_us is not None and len(starts_us) != len(ordered):
+        raise TaskError(f"{len(ordered)} chunks for the {len(starts_us)} the probe planned: pass every chunk")
     lines = []
-    for p in ordered:
+    for k, p in enumerate(ordered):
         if "\n" in p or "\r" in p:
             raise TaskError(f"chunk path {shown(p)} holds a line break: rename the chunk")
         lines.append("file '" + p.replace("'", "'\\''") + "'\n")
+        if starts_us is not None and k + 1 < len(ordered):
+            lines.append(f"duration {int(starts_us[k + 1]) - int(starts_us[k])}us\n")
     return "".join(lines)
 
 
-def concat_args(listing: str, audio_file: str | None, audio: str, partial: str) -> list[str]:
-    """Join the chunks listed in ``listing`` (stream copy) and add the audio file's streams as ``audio`` says."""
-    codec = AUDIO_CODECS[audio] if audio_file is not None else ()
-    extra = ["-i", audio_file, "-map", "1:a", *codec] if codec and audio_file is not None else []
-    return ["-f", "concat", "-safe", "0", "-i", listing, *extra, "-map", "0:v", "-c:v", "copy", "-tag:v", "hvc1",
-            "-movflags", "+faststart", partial]
+def concat_args(listing: str, audio_file: str | None, plan: list[dict[str, Any]], partial: str) -> list[str]:
+    """Join the chunks listed in ``listing`` (stream copy) and add the audio file's streams (split_source kept them
+    in the plan's order) copied or transcoded as the plan says."""
+    extra: list[str] = []
+    if audio_file is not None and plan:
+        extra = ["-i", audio_file]
+        for k, entry in enumerate(plan):
+            extra += ["-map", f"1:{k}"]
+            extra += [f"-c:a:{k}", "copy"] if entry["action"] == "copy" else \
+                [f"-c:a:{k}", "aac", f"-b:a:{k}", f"{int(entry['kbps'])}k"]
+    return ["-f", "concat", "-safe", "0", "-i", listing, *extra, "-map", "0:v", "-c:v", "copy", *muxing(partial)]
 
 
 def concat(chunks: Sequence[str], audio_track: Sequence[str], *, output_name: str, audio: str, expected_frames: int,
-           work: Path) -> int:
+           work: Path, container: str = "mp4", info: dict[str, Any] | None = None) -> int:
     """The concat_chunks task: chunks in segment order (not arrival order), audio back, frame count checked."""
-    out, partial = work / f"{output_name}.mp4", work / f"partial.{output_name}.mp4"
+    out, partial = work / f"{output_name}.{container}", work / f"partial.{output_name}.{container}"
     for stale in (out, partial):
         stale.unlink(missing_ok=True)
+    plan = list((info or {}).get("audio") or []) if audio != "none" else []
     if len(audio_track) > 1:
         raise TaskError(f"audio_track holds {len(audio_track)} lines, not at most one file: give one audio file "
                         "(a path with a line break counts twice)")
-    write_atomic(work / "concat.txt", concat_list(chunks))
-    run_quiet("joining the encoded chunks", concat_args("concat.txt", audio_track[0] if audio_track else None, audio,
+    planned = list((info or {}).get("chunks") or [])
+    write_atomic(work / "concat.txt", concat_list(chunks, [int(c["start_us"]) for c in planned] if planned else None))
+    run_quiet("joining the encoded chunks", concat_args("concat.txt", audio_track[0] if audio_track else None, plan,
                                                         partial.name), work / "concat.log")
     frames = ffprobe_count(str(partial), "nb_read_packets")
     if frames != expected_frames:
@@ -574,9 +746,16 @@ def concat(chunks: Sequence[str], audio_track: Sequence[str], *, output_name: st
 
 # -- verification ----------------------------------------------------------------------------------
 
+#: Sampled verification: this many evenly spread segments of SAMPLE_FRAMES frames each, found by seeking (each
+#: decodes from its prior keyframe only), so its cost does not grow with the length of the video.
+SAMPLE_SEGMENTS = 8
+SAMPLE_FRAMES = 4
+
 
 def per_frame(path: Path, key: str) -> list[float]:
-    values = []
+    values: list[float] = []
+    if not path.exists():
+        return values
     for line in path.read_text().splitlines():
         m = re.search(rf"\b{key}:(\S+)", line)
         if m:
@@ -584,48 +763,225 @@ def per_frame(path: Path, key: str) -> list[float]:
     return values
 
 
+def relative_times(scan: hevc_probe.PacketScan, time_base: str) -> list[Fraction]:
+    """Presentation times of a stream's frames from its first, exact (rationals, seconds)."""
+    tb = Fraction(time_base) if re.fullmatch(r"\d+/[1-9]\d*", time_base) else Fraction(1, 1000)
+    return [(p - scan.pts[0]) * tb for p in scan.pts] if scan.pts else []
+
+
+def timestamp_check(source: list[Fraction], video: list[Fraction], expected_frames: int) -> dict[str, Any]:
+    """Whether the video's frames have the source's timestamps (from the first frame), and the first difference."""
+    if len(source) != expected_frames:
+        return {"checked": False, "why": f"the source has {len(source)} packets and {expected_frames} frames were "
+                                         "decoded from it (damaged source): timestamps not compared"}
+    if len(source) != len(video):
+        return {"checked": True, "equal": False, "why": f"{len(video)} frames for the source's {len(source)}"}
+    for i, (a, b) in enumerate(zip(source, video, strict=True)):
+        if a != b:
+            return {"checked": True, "equal": False,
+                    "why": f"frame {i} at {float(b):.6f} s, the source's at {float(a):.6f} s"}
+    return {"checked": True, "equal": True, "why": None}
+
+
+def sample_starts(frames: int, segments: int = SAMPLE_SEGMENTS, length: int = SAMPLE_FRAMES) -> list[int]:
+    """First frames of the sampled segments: evenly spread, the first and the last frames included."""
+    if frames <= segments * length:
+        return [0]
+    last = frames - length
+    return sorted({round(k * last / (segments - 1)) for k in range(segments)})
+
+
+def metrics_graph(profile: str, vmaf: bool, cpu: int, source_index: int = 0, frames: int | None = None,
+                  tag: str = "") -> tuple[str, list[str]]:
+    """ffmpeg's filter graph comparing input 0 (video) with input 1's stream ``source_index`` (source) in the
+    profile's pixel format, and the outputs to map. Frames pair by index, not timestamp: both streams get pts = frame
+    number in one time base. ``frames``: compare only the first so many (a sampled segment)."""
+    trim = f"trim=end_frame={frames}," if frames else ""
+    prep = f"{trim}format={PROFILES[profile].pix_fmt},settb=1/1000,setpts=N"
+    graph = (f"[0:v:0]{prep},split=3[d1][d2][d3];[1:{source_index}]{prep},split=3[r1][r2][r3];"
+             f"[d1][r1]psnr=stats_file=psnr{tag}.log[p];[d2][r2]ssim=stats_file=ssim{tag}.log[s]")
+    maps = ["-map", "[p]", "-f", "null", "-", "-map", "[s]", "-f", "null", "-"]
+    if vmaf:
+        graph += f";[d3][r3]libvmaf=log_fmt=json:log_path=vmaf{tag}.json:n_threads={cpu}[m]"
+        maps += ["-map", "[m]", "-f", "null", "-"]
+    else:
+        graph += ";[d3]nullsink;[r3]nullsink"
+    return graph, maps
+
+
+def has_vmaf() -> bool:
+    proc = subprocess.run(["ffmpeg", "-hide_banner", "-filters"], capture_output=True, text=True, errors="replace",
+                          check=False)
+    return re.search(r"\blibvmaf\b", proc.stdout) is not None
+
+
+def seek_time(times: list[Fraction], index: int) -> str:
+    """A -ss position that starts exactly at frame ``index``: half a frame interval before it (0 for the first)."""
+    if index == 0:
+        return "0"
+    t = (times[index - 1] + times[index]) / 2
+    return f"{float(t):.6f}"
+
+
+def measure(video: str, source: str, *, info: dict[str, Any], profile: str, mode: str, vmaf: bool, cpu: int,
+            work: Path) -> bool:
+    """The verify task's tool runs: ffprobe facts, first frame (colour, HDR) and packets of the video and the
+    source's packets (demux only), then the comparison with the source: every frame (full), evenly spread segments
+    (sampled) or none (off). Writes the files build_report reads; returns whether VMAF was computed."""
+    src = dict(info.get("video") or {})
+    index = int(src.get("index", 0))
+    probe_info = ffprobe_json(["-select_streams", "v:0", "-show_streams", "-show_format"], video,
+                              "cannot read the encoded video (ffprobe: {why})")
+    write_atomic(work / "video.json", json.dumps(probe_info, indent=2) + "\n")
+    first = ffprobe_json(["-threads", "1", "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_frames",
+                          "-show_entries", "frame=color_range,color_space,color_primaries,color_transfer:"
+                          "frame_side_data"], video, "cannot decode the encoded video's first frame (ffprobe: {why})")
+    write_atomic(work / "video_first_frame.json", json.dumps(first, indent=2) + "\n")
+    times = {}
+    for what, path, stream, tb in (("video", video, "v:0", str(((probe_info.get("streams") or [{}])[0])
+                                                                .get("time_base", ""))),
+                                   ("source", source, str(index), str(src.get("time_base", "")))):
+        out, err = hevc_probe.run_ffprobe(["-v", "warning", "-select_streams", stream, "-show_entries",
+                                           "packet=pts,dts,duration,flags", "-of", "csv=p=0"], path,
+                                          f"cannot read the {what}'s packets (ffprobe: {{why}})")
+        times[what] = relative_times(hevc_probe.scan_packets(out, err), tb)
+    write_atomic(work / "frames.txt", f"{len(times['video'])}\n")
+    write_atomic(work / "timestamps.json", json.dumps({k: [str(t) for t in v] for k, v in times.items()}) + "\n")
+    for stale in work.glob("psnr*.log"):
+        stale.unlink()
+    for stale in work.glob("ssim*.log"):
+        stale.unlink()
+    with_vmaf = vmaf and has_vmaf() and mode != "off"
+    errors = work / "decode_errors.log"
+    errors.write_bytes(b"")
+    if mode == "off":
+        write_atomic(work / "metrics.log", "")
+        return False
+    if mode == "full":
+        with errors.open("ab") as fh:
+            subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-threads", str(cpu), "-i", video,
+                            "-map", "0:v:0", "-f", "null", "-"], stdin=subprocess.DEVNULL, stderr=fh, check=False)
+        segments: list[tuple[int, int | None]] = [(0, None)]
+    else:
+        segments = [(start, SAMPLE_FRAMES) for start in sample_starts(len(times["video"]))]
+    with (work / "metrics.log").open("wb") as fh:
+        for k, (start, length) in enumerate(segments):
+            graph, maps = metrics_graph(profile, with_vmaf, cpu, index, length, f"_{k:03d}" if length else "")
+            at = seek_time(times["video"], start) if length else "0"
+            seek: list[str] = ["-ss", at] if length else []
+            status = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-threads", str(cpu), *seek, "-i", video,
+                                     *seek, "-i", source, "-filter_complex", graph, *maps],
+                                    stdin=subprocess.DEVNULL, stderr=fh, check=False).returncode
+            if status != 0:
+                raise TaskError("comparing the video with the source failed: "
+                                f"{last_line((work / 'metrics.log').read_text(errors='replace'))}")
+    return with_vmaf
+
+
+def frame_metrics(work: Path) -> tuple[list[float], list[float]]:
+    """Per-frame PSNR (average of the planes) and SSIM (All) of every compared frame, in segment order."""
+    psnr: list[float] = []
+    ssim: list[float] = []
+    for path in sorted(work.glob("psnr*.log")):
+        psnr += per_frame(path, "psnr_avg")
+    for path in sorted(work.glob("ssim*.log")):
+        ssim += per_frame(path, "All")
+    return psnr, ssim
+
+
+def output_colour_and_hdr(work: Path) -> tuple[dict[str, str | None], dict[str, Any]]:
+    stream = (json.loads((work / "video.json").read_text() or "{}").get("streams") or [{}])[0]
+    frames = json.loads((work / "video_first_frame.json").read_text() or "{}").get("frames") or [{}]
+    first = frames[0] if isinstance(frames[0], dict) else {}
+    colour = hevc_probe.colour(stream)
+    frame_colour = hevc_probe.colour(first)
+    merged = {k: colour[k] or frame_colour[k] for k in hevc_probe.COLOUR_KEYS}
+    # The bitstream's (SEI) HDR metadata only: ffmpeg copies a source container's mdcv/clli boxes to the output
+    # container whatever the encoder did, so the container's would hide an encoder that dropped the SEI.
+    return merged, hevc_probe.hdr_metadata(list(first.get("side_data_list") or []))
+
+
+def colour_matches(source: dict[str, Any], output: dict[str, Any]) -> bool:
+    """The output keeps every colour tag the source has; an untagged source gives an untagged output, except the
+    range, which an HEVC encoder always signals and which means limited ("tv") when a YUV source leaves it out."""
+    for key in hevc_probe.COLOUR_KEYS:
+        want, got = source.get(key), output.get(key)
+        if want is None and not (got is None or (key == "range" and got == "tv")):
+            return False
+        if want is not None and got != want:
+            return False
+    return True
+
+
 def build_report(work: Path, *, expected_frames: int, width: int, height: int, profile: str, has_vmaf: bool,
-                 vmaf_requested: bool, min_psnr: float) -> dict[str, Any]:
+                 vmaf_requested: bool, min_psnr: float, info: dict[str, Any] | None = None, mode: str = "full",
+                 hdr_exempt: str | None = None) -> dict[str, Any]:
     """The verification report from the files the verify task's ffprobe/ffmpeg runs wrote into ``work``."""
-    expected = {"frames": expected_frames, "width": width, "height": height,
-                "profile": PROFILES[profile].name}
-    info = json.loads((work / "video.json").read_text() or "{}")
-    stream = (info.get("streams") or [{}])[0]
+    src = dict((info or {}).get("video") or {})
+    expected = {"frames": expected_frames, "width": width, "height": height, "profile": PROFILES[profile].name,
+                "colour": src.get("colour"), "hdr": src.get("hdr")}
+    probe_info = json.loads((work / "video.json").read_text() or "{}")
+    stream = (probe_info.get("streams") or [{}])[0]
     frames_text = (work / "frames.txt").read_text().strip()
     frames = int(frames_text) if frames_text.isdigit() else 0
     decode_errors = [ln.strip() for ln in (work / "decode_errors.log").read_text().splitlines() if ln.strip()]
     log = (work / "metrics.log").read_text(errors="replace")
-    psnr_frames = per_frame(work / "psnr.log", "psnr_avg")
-    ssim_frames = per_frame(work / "ssim.log", "All")
-    m = re.search(r"PSNR y:(\S+) u:(\S+) v:(\S+) average:(\S+) min:(\S+) max:(\S+)", log)
-    psnr = {k: float(x) for k, x in zip(("y", "u", "v", "average", "min", "max"), m.groups(), strict=True)} \
-        if m else {}
-    m = re.search(r"SSIM Y:(\S+) \(\S+\) U:(\S+) \(\S+\) V:(\S+) \(\S+\) All:(\S+)", log)
-    ssim = {k: float(x) for k, x in zip(("y", "u", "v", "all"), m.groups(), strict=True)} if m else {}
+    psnr_frames, ssim_frames = frame_metrics(work)
+    psnr: dict[str, float] = {}
+    ssim: dict[str, float] = {}
+    if mode == "full":
+        m = re.search(r"PSNR y:(\S+) u:(\S+) v:(\S+) average:(\S+) min:(\S+) max:(\S+)", log)
+        psnr = {k: float(x) for k, x in zip(("y", "u", "v", "average", "min", "max"), m.groups(), strict=True)} \
+            if m else {}
+        m = re.search(r"SSIM Y:(\S+) \(\S+\) U:(\S+) \(\S+\) V:(\S+) \(\S+\) All:(\S+)", log)
+        ssim = {k: float(x) for k, x in zip(("y", "u", "v", "all"), m.groups(), strict=True)} if m else {}
+    elif mode == "sampled" and psnr_frames:
+        finite = [v for v in psnr_frames if math.isfinite(v)] or [100.0]
+        psnr = {"average": sum(finite) / len(finite), "min": min(psnr_frames), "max": max(psnr_frames)}
+        ssim = {"all": sum(ssim_frames) / len(ssim_frames)} if ssim_frames else {}
     vmaf = None
     if has_vmaf:
         pooled = json.loads((work / "vmaf.json").read_text()).get("pooled_metrics", {}).get("vmaf", {})
         vmaf = {"mean": pooled.get("mean"), "min": pooled.get("min")}
-    checks = {
+    checks: dict[str, bool] = {
         "decodes": not decode_errors and frames > 0,
         "codec_hevc": stream.get("codec_name") == "hevc",
         "profile": stream.get("profile") == expected["profile"],
         "resolution": (stream.get("width"), stream.get("height")) == (width, height),
         "frame_count": frames == expected_frames,
-        "all_frames_compared": len(psnr_frames) == expected_frames == len(ssim_frames),
     }
-    if not math.isnan(min_psnr):
+    timing: dict[str, Any] = {"checked": False, "why": "no source timestamps"}
+    if (work / "timestamps.json").exists():
+        ts = json.loads((work / "timestamps.json").read_text())
+        timing = timestamp_check([Fraction(t) for t in ts["source"]], [Fraction(t) for t in ts["video"]],
+                                 expected_frames)
+        if timing["checked"]:
+            checks["timestamps"] = bool(timing["equal"])
+    out_colour, out_hdr = output_colour_and_hdr(work)
+    if info is not None:
+        checks["colour_tags"] = colour_matches(dict(src.get("colour") or {}), out_colour)
+        if hdr_exempt is None:
+            checks["hdr_metadata"] = out_hdr == src.get("hdr")
+    if mode == "full":
+        checks["all_frames_compared"] = len(psnr_frames) == expected_frames == len(ssim_frames)
+    elif mode == "sampled":
+        checks["samples_compared"] = len(psnr_frames) > 0 and len(psnr_frames) == len(ssim_frames)
+    if not math.isnan(min_psnr) and mode != "off":
         checks["min_psnr"] = bool(psnr) and psnr["average"] >= min_psnr
-    fmt = info.get("format", {})
+    fmt = probe_info.get("format", {})
     return {
         "passed": all(checks.values()),
         "checks": checks,
+        "mode": mode,
         "video": {"codec": stream.get("codec_name"), "profile": stream.get("profile"),
                   "pix_fmt": stream.get("pix_fmt"), "width": stream.get("width"),
                   "height": stream.get("height"), "frames": frames,
                   "bytes": int(fmt.get("size", 0) or 0), "bit_rate": int(fmt.get("bit_rate", 0) or 0),
-                  "decode_errors": decode_errors[:5]},
+                  "colour": out_colour, "hdr": out_hdr, "decode_errors": decode_errors[:5]},
         "expected": expected,
+        "timestamps": timing,
+        "hdr_note": hdr_exempt,
+        "frames_compared": len(psnr_frames),
         "psnr_db": psnr,
         "psnr_frame_min_db": min(psnr_frames) if psnr_frames else None,
         "ssim": ssim,
@@ -640,15 +996,24 @@ def build_report(work: Path, *, expected_frames: int, width: int, height: int, p
 def report_text(report: dict[str, Any]) -> str:
     checks, v, expected = report["checks"], report["video"], report["expected"]
     psnr, ssim, vmaf = report["psnr_db"], report["ssim"], report["vmaf"]
-    lines = [f"verification: {'PASSED' if report['passed'] else 'FAILED'}"]
+    lines = [f"verification: {'PASSED' if report['passed'] else 'FAILED'} ({report.get('mode', 'full')})"]
     lines += [f"  {'ok  ' if ok else 'FAIL'} {name}" for name, ok in checks.items()]
     lines.append(f"video: {v['codec']} {v['profile']} {v['pix_fmt']} {v['width']}x{v['height']}, "
                  f"{v['frames']} frames (source {expected['frames']}), {v['bytes']} bytes")
+    timing = report.get("timestamps") or {}
+    if timing.get("why"):
+        lines.append(f"timestamps: {timing['why']}")
+    if v.get("colour") is not None:
+        lines.append("colour: " + ", ".join(f"{k} {v['colour'][k]}" for k in v["colour"]))
+    if report.get("hdr_note"):
+        lines.append(f"HDR: {report['hdr_note']}")
     if psnr:
-        lines.append(f"PSNR: average {psnr['average']:.3f} dB (Y {psnr['y']:.3f}, U {psnr['u']:.3f}, "
-                     f"V {psnr['v']:.3f}); lowest frame {report['psnr_frame_min_db']:.3f} dB")
+        lines.append(f"PSNR: average {psnr['average']:.3f} dB over {report.get('frames_compared', 0)} frames; "
+                     f"lowest frame {report['psnr_frame_min_db']:.3f} dB")
     if ssim:
-        lines.append(f"SSIM: All {ssim['all']:.5f} (Y {ssim['y']:.5f}); lowest frame {report['ssim_frame_min']:.5f}")
+        lines.append(f"SSIM: All {ssim['all']:.5f}; lowest frame {report['ssim_frame_min']:.5f}")
+    if report.get("mode") == "off":
+        lines.append("PSNR/SSIM: not measured (verify = off)")
     lines.append(f"VMAF: {vmaf['mean']:.3f} mean, {vmaf['min']:.3f} min" if vmaf else f"VMAF: {report['vmaf_note']}")
     return "\n".join(lines) + "\n"
 
@@ -660,8 +1025,9 @@ def verify(work: Path, **kwargs: Any) -> dict[str, Any]:
     text = report_text(report)
     write_atomic(work / "verify_report.txt", text)
     print(text, end="", file=sys.stderr)
-    write_atomic(work / "psnr.txt", f"{report['psnr_db'].get('average', 0.0)}\n")
-    write_atomic(work / "ssim.txt", f"{report['ssim'].get('all', 0.0)}\n")
+    # verify = off measures nothing: -1 marks it (the report says why).
+    write_atomic(work / "psnr.txt", f"{report['psnr_db'].get('average', -1.0)}\n")
+    write_atomic(work / "ssim.txt", f"{report['ssim'].get('all', -1.0)}\n")
     if not report["passed"]:
         v, expected = report["video"], report["expected"]
         failed = ", ".join(name for name, ok in report["checks"].items() if not ok)
@@ -669,50 +1035,6 @@ def verify(work: Path, **kwargs: Any) -> dict[str, Any]:
                         f"(frames {v['frames']} vs {expected['frames']}, {v['width']}x{v['height']}, "
                         f"profile {v['profile']})")
     return report
-
-
-def metrics_graph(profile: str, vmaf: bool, cpu: int) -> tuple[str, list[str]]:
-    """ffmpeg's filter graph comparing input 0 (video) with input 1 (source) in the profile's pixel format, and the
-    outputs to map. Frames pair by index, not timestamp: both streams get pts = frame number in one time base."""
-    prep = f"format={PROFILES[profile].pix_fmt},settb=1/1000,setpts=N"
-    graph = (f"[0:v]{prep},split=3[d1][d2][d3];[1:v]{prep},split=3[r1][r2][r3];"
-             "[d1][r1]psnr=stats_file=psnr.log[p];[d2][r2]ssim=stats_file=ssim.log[s]")
-    maps = ["-map", "[p]", "-f", "null", "-", "-map", "[s]", "-f", "null", "-"]
-    if vmaf:
-        graph += f";[d3][r3]libvmaf=log_fmt=json:log_path=vmaf.json:n_threads={cpu}[m]"
-        maps += ["-map", "[m]", "-f", "null", "-"]
-    else:
-        graph += ";[d3]nullsink;[r3]nullsink"
-    return graph, maps
-
-
-def has_vmaf() -> bool:
-    proc = subprocess.run(["ffmpeg", "-hide_banner", "-filters"], capture_output=True, text=True, errors="replace",
-                          check=False)
-    return re.search(r"\blibvmaf\b", proc.stdout) is not None
-
-
-def measure(video: str, source: str, *, profile: str, vmaf: bool, cpu: int, work: Path) -> bool:
-    """The verify task's tool runs: ffprobe facts and frame count of the video, a full decode (its errors), the
-    comparison with the source. Writes the files build_report reads; returns whether VMAF was computed."""
-    info = ffprobe_json(["-select_streams", "v:0", "-show_streams", "-show_format"], video,
-                        "cannot read the encoded video (ffprobe: {why})")
-    write_atomic(work / "video.json", json.dumps(info, indent=2) + "\n")
-    # An undecodable video is counted as it comes (nothing, or 0): build_report fails its checks.
-    write_atomic(work / "frames.txt", ffprobe_counting(video, "nb_read_frames", cpu).stdout)
-    with (work / "decode_errors.log").open("wb") as fh:
-        subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-threads", str(cpu), "-i", video,
-                        "-map", "0:v:0", "-f", "null", "-"], stdin=subprocess.DEVNULL, stderr=fh, check=False)
-    with_vmaf = vmaf and has_vmaf()
-    graph, maps = metrics_graph(profile, with_vmaf, cpu)
-    with (work / "metrics.log").open("wb") as fh:
-        status = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-threads", str(cpu), "-i", video, "-i", source,
-                                 "-filter_complex", graph, *maps], stdin=subprocess.DEVNULL, stderr=fh,
-                                check=False).returncode
-    if status != 0:
-        raise TaskError("comparing the video with the source failed: "
-                        f"{last_line((work / 'metrics.log').read_text(errors='replace'))}")
-    return with_vmaf
 
 
 # -- command line ----------------------------------------------------------------------------------
@@ -724,30 +1046,38 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("probe", help="check every setting, then the source; write the probe task's outputs")
     s.add_argument("--settings", type=Path, required=True, help="JSON object of the string settings")
     s.add_argument("--name", type=Path, required=True, help="JSON list: [] or [output_name]")
+    s.add_argument("--streams", type=Path, required=True,
+                   help="JSON object: video_stream and audio_stream, each [] (default) or [ffprobe stream index]")
     s.add_argument("--source", type=Path, required=True, help="write_lines file: the source's path")
     s.add_argument("--chunks", type=int, required=True)
-    s.add_argument("--cpu", type=int, default=4)
-    s = sub.add_parser("encode", help="encode the source to HEVC; write <output_name>.mp4 and encode_stats.json")
+    s.add_argument("--max-damaged-frames", type=int, default=0)
+    s = sub.add_parser("encode", help="encode the source to HEVC; write <output_name>.<container>, frames.txt and "
+                                      "encode_stats.json")
     s.add_argument("--settings", type=Path, required=True,
                    help="JSON object: output_name, encoder, preset, profile, rate_control, intermediate, audio, "
-                        "frame_rate")
+                        "container, frame_rate")
     s.add_argument("--source", type=Path, required=True, help="write_lines file: the source's path")
+    s.add_argument("--info", type=Path, required=True, help="write_lines file: the probe's source_info.json path")
     s.add_argument("--keyint", type=Path, required=True, help="JSON list: [] (encoder default) or [frames]")
     for number in ("--quality", "--bitrate-kbps", "--width", "--height", "--cpu"):
         s.add_argument(number, type=int, required=True)
+    s.add_argument("--max-damaged-frames", type=int, default=0)
     s = sub.add_parser("split", help="cut the source at keyframes into segments/seg_*.nut; audio.mka aside")
     s.add_argument("--source", type=Path, required=True, help="write_lines file: the source's path")
+    s.add_argument("--info", type=Path, required=True, help="write_lines file: the probe's source_info.json path")
     s.add_argument("--frames", type=int, required=True)
     s.add_argument("--chunks", type=int, required=True)
     s.add_argument("--cpu", type=int, default=4)
     s.add_argument("--keep-audio", choices=("true", "false"), required=True)
-    s = sub.add_parser("concat", help="join the encoded chunks into <output_name>.mp4")
-    s.add_argument("--settings", type=Path, required=True, help="JSON object: output_name, audio")
+    s = sub.add_parser("concat", help="join the encoded chunks into <output_name>.<container>")
+    s.add_argument("--settings", type=Path, required=True, help="JSON object: output_name, audio, container")
+    s.add_argument("--info", type=Path, required=True, help="write_lines file: the probe's source_info.json path")
     s.add_argument("--chunks", type=Path, required=True, help="write_lines file: the chunks' paths")
     s.add_argument("--audio-track", type=Path, required=True, help="write_lines file: no path or one")
     s.add_argument("--expected-frames", type=int, required=True)
     s = sub.add_parser("verify", help="compare the video with the source; write the verification report")
-    s.add_argument("--settings", type=Path, required=True, help="JSON object: profile")
+    s.add_argument("--settings", type=Path, required=True, help="JSON object: profile, encoder, verify_mode")
+    s.add_argument("--info", type=Path, required=True, help="write_lines file: the probe's source_info.json path")
     s.add_argument("--files", type=Path, required=True, help="write_lines file: the video's and the source's paths")
     s.add_argument("--expected-frames", type=int, required=True)
     s.add_argument("--width", type=int, required=True)
@@ -758,36 +1088,54 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def read_info(listing: Path) -> dict[str, Any]:
+    """The probe's source_info.json, named in a ``write_lines`` file."""
+    (path,) = read_paths(listing, 1, "the source_info file's path")
+    info = read_json(Path(path), "source_info")
+    if not isinstance(info, dict) or not isinstance(info.get("video"), dict):
+        raise TaskError(f"the task's source_info file {path} is not the probe's JSON report: pass probe_source.info")
+    return info
+
+
 def _probe(args: argparse.Namespace) -> None:
     (source,) = read_paths(args.source, 1, "the source file's path")
-    print(json.dumps(probe(args.settings, args.name, source, args.chunks, args.cpu, Path.cwd())))
+    print(json.dumps(probe(args.settings, args.name, args.streams, source, args.chunks, args.max_damaged_frames,
+                           Path.cwd())))
 
 
 def _encode(args: argparse.Namespace) -> None:
     (source,) = read_paths(args.source, 1, "the source file's path")
-    job = encode_job(read_settings(args.settings), quality=args.quality, bitrate_kbps=args.bitrate_kbps,
-                     keyint=read_json(args.keyint, "keyint"), width=args.width, height=args.height, cpu=args.cpu)
+    job = encode_job(read_settings(args.settings), info=read_info(args.info), quality=args.quality,
+                     bitrate_kbps=args.bitrate_kbps, keyint=read_json(args.keyint, "keyint"), width=args.width,
+                     height=args.height, cpu=args.cpu, max_damaged_frames=args.max_damaged_frames)
     print(json.dumps(encode(job, source, Path.cwd())))
 
 
 def _split(args: argparse.Namespace) -> None:
     (source,) = read_paths(args.source, 1, "the source file's path")
-    split(source, args.frames, args.chunks, args.cpu, args.keep_audio == "true", Path.cwd())
+    split(source, args.frames, args.chunks, args.cpu, args.keep_audio == "true", Path.cwd(), read_info(args.info))
 
 
 def _concat(args: argparse.Namespace) -> None:
     values = read_settings(args.settings)
     concat(read_lines(args.chunks), read_lines(args.audio_track), output_name=check_name(values.get("output_name", "")),
-           audio=pick(values, "audio"), expected_frames=args.expected_frames, work=Path.cwd())
+           audio=pick(values, "audio"), expected_frames=args.expected_frames, work=Path.cwd(),
+           container=pick(values, "container"), info=read_info(args.info))
 
 
 def _verify(args: argparse.Namespace) -> None:
     video, source = read_paths(args.files, 2, "the video's or the source's path")
-    profile = pick(read_settings(args.settings), "profile")
+    values = read_settings(args.settings)
+    profile, encoder = pick(values, "profile"), pick(values, "encoder")
+    info = read_info(args.info)
+    mode = verify_mode(pick(values, "verify_mode"), info["video"])
     work = Path.cwd()
-    with_vmaf = measure(video, source, profile=profile, vmaf=args.vmaf == "true", cpu=args.cpu, work=work)
+    with_vmaf = measure(video, source, info=info, profile=profile, mode=mode, vmaf=args.vmaf == "true", cpu=args.cpu,
+                        work=work)
+    job_hdr = hdr_not_carried_by(encoder, info)
     verify(work, expected_frames=args.expected_frames, width=args.width, height=args.height, profile=profile,
-           has_vmaf=with_vmaf, vmaf_requested=args.vmaf == "true", min_psnr=args.min_psnr)
+           has_vmaf=with_vmaf, vmaf_requested=args.vmaf == "true", min_psnr=args.min_psnr, info=info, mode=mode,
+           hdr_exempt=job_hdr)
 
 
 COMMANDS: dict[str, Command] = {"probe": _probe, "encode": _encode, "split": _split, "concat": _concat,

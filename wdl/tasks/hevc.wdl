@@ -6,15 +6,17 @@ version 1.0
 
 task probe_source {
     meta {
-        description: "Checks every setting of the run (encoder, preset for that encoder, profile, rate control, audio mode, intermediate, expected resolution, chunks) and the output name, then the source, before anything expensive runs: a decodable video stream with at least one frame, even width and height (4:2:0), the expected resolution, audio that the chosen audio mode can carry. The later tasks take the settings as checked here and do not check them again. Counts the frames exactly by decoding. Without output_name, names the output after the source (made safe: see default_name in containers/ffmpeg/hevc_tasks.py)."
+        description: "Checks every setting of the run (encoder, preset for that encoder, profile, rate control, audio mode, container, verify mode, intermediate, expected resolution, chunks, stream choice) and the output name, then the source, before anything expensive runs, from metadata and one demux pass (no decoding, so its cost does not grow with decoding work: containers/ffmpeg/hevc_probe.py): the chosen video stream (default: the one with the most pixels) with frames, even width and height (4:2:0), the expected resolution, a size the encoder takes, no corrupt packets beyond max_damaged_frames, audio that the audio mode and container can carry. Reads colour tags and HDR10 metadata from the first frame, plans the audio (copy or AAC per stream) and chooses the decoder (NVDEC or CPU, with the reason). The later tasks take the settings as checked here and do not check them again. Without output_name, names the output after the source (made safe: see default_name in containers/ffmpeg/hevc_tasks.py)."
         outputs: {
             width: "Width of the first video stream, pixels",
             height: "Height, pixels",
-            frames: "Decoded frame count",
+            frames: "Frame count for planning and disk sizing: the video stream's packets (the encode counts the decoded frames)",
             duration_s: "Duration, seconds",
             frame_rate: "Frame rate as a rational, e.g. 24/1 or 30000/1001",
-            has_audio: "Whether the source has an audio stream",
-            info: "JSON summary of the source (codec, pixel format, frames, keyframes, audio)",
+            has_audio: "Whether audio is kept (the source has audio and audio is not none)",
+            info: "JSON summary of the source: the chosen video stream (codec, pixel format, bit depth, chroma, size, time base, frame rate, variable frame rate, packets, keyframes, colour tags, HDR10 metadata), the audio plan, the decoder choice and the verify mode",
+            decode: "Where the encode decodes the source: nvdec (GPU) or cpu",
+            verification: "The verification that runs: full, sampled or off (auto resolved)",
             name: "Output base name: output_name when given, else the source's file name without extension made safe (letters, digits, . _ - only, at most 64) plus .hevc"
         }
     }
@@ -29,13 +31,17 @@ task probe_source {
         profile: "main or main10"
         preset: "Encoder preset (libx265: ultrafast..placebo; hevc_nvenc: p1..p7)"
         rate_control: "crf, vbr or cbr"
-        audio: "copy, aac or none"
+        audio: "auto, copy, aac or none"
+        container: "mp4 or mov"
+        verify_mode: "auto, full, sampled or off"
         intermediate: "none or yuv_file (checked here; used by encode)"
         chunks: "Number of chunks requested (at least 1)"
         expected_resolution: "WIDTHxHEIGHT the source must have, or 'any'"
-        cpu: "Threads for decoding (the frame count decodes the whole source)"
+        video_stream: "ffprobe index of the video stream to encode; default: the one with the most pixels"
+        audio_stream: "ffprobe index of the one audio stream to keep; default: all audio streams"
+        max_damaged_frames: "Corrupt packets the probe accepts (the encode counts damaged frames against the same limit)"
         docker_image: "Image with ffmpeg/ffprobe and python3"
-        max_retries: "Cromwell/miniwdl retries of a failed attempt"
+        max_retries: "Cromwell/miniwdl retries of a failed attempt (0: failures here are deterministic; Spot reclaims are retried by AWS Batch)"
         batch_retries: "AWS Batch retries (Spot reclaim)"
     }
 
@@ -47,12 +53,16 @@ task probe_source {
         String preset
         String rate_control
         String audio
+        String container = "mp4"
+        String verify_mode = "auto"
         String intermediate = "none"
         Int chunks
         String expected_resolution
-        Int cpu = 4
-        String docker_image = "batchpipes/ffmpeg:eb65f74e4314"
-        Int max_retries = 1
+        Int? video_stream
+        Int? audio_stream
+        Int max_damaged_frames = 0
+        String docker_image = "batchpipes/ffmpeg:e4e58768b963"
+        Int max_retries = 0
         Int batch_retries = 2
     }
 
@@ -60,10 +70,11 @@ task probe_source {
 
     command <<<
         set -euo pipefail
-        # Every setting of the run is checked here, once, before anything expensive (the frame count decodes
-        # the whole source); the later tasks do not check them again.
-        hevc-tasks probe --chunks ~{chunks} --cpu ~{cpu} \
-            --settings ~{write_json({"encoder": encoder, "preset": preset, "profile": profile, "rate_control": rate_control, "audio": audio, "intermediate": intermediate, "expected_resolution": expected_resolution})} \
+        # Every setting of the run is checked here, once, before anything expensive; the later tasks do not check
+        # them again. Metadata and one demux pass: nothing is decoded but the first frame.
+        hevc-tasks probe --chunks ~{chunks} --max-damaged-frames ~{max_damaged_frames} \
+            --settings ~{write_json({"encoder": encoder, "preset": preset, "profile": profile, "rate_control": rate_control, "audio": audio, "container": container, "verify_mode": verify_mode, "intermediate": intermediate, "expected_resolution": expected_resolution})} \
+            --streams ~{write_json({"video_stream": select_all([video_stream]), "audio_stream": select_all([audio_stream])})} \
             --name ~{write_json(select_all([output_name]))} --source ~{write_lines([source])}
     >>>
 
@@ -76,12 +87,14 @@ task probe_source {
         Boolean has_audio = read_boolean("has_audio.txt")
         File info = "source_info.json"
         String name = read_string("name.txt")
+        String decode = read_string("decode.txt")
+        String verification = read_string("verification.txt")
     }
 
     runtime {
         docker: docker_image
-        cpu: cpu
-        memory: "4 GiB"
+        cpu: 1
+        memory: "2 GiB"
         disks: "local-disk ~{disk} SSD"
         maxRetries: max_retries
         awsBatchRetryAttempts: batch_retries
@@ -90,15 +103,17 @@ task probe_source {
 
 task encode {
     meta {
-        description: "Encodes the first video stream to HEVC in MP4 (hvc1) with libx265 or hevc_nvenc; the command line is built by hevc-tasks encode (encode_steps in containers/ffmpeg/hevc_tasks.py) from the settings probe_source checked. By default frames go from the decoder straight into the encoder inside one ffmpeg process (no intermediate file); intermediate = yuv_file decodes to a raw YUV file on disk first, as the original pipeline did (about 90 GB per minute of 8K 8-bit at 30 fps, twice that at 10-bit)."
+        description: "Encodes the chosen video stream to HEVC in MP4 or MOV (hvc1) with libx265 or hevc_nvenc; the command line is built by hevc-tasks encode (encode_steps in containers/ffmpeg/hevc_tasks.py) from the settings and findings of probe_source: NVDEC decoding with GPU-side format conversion where the probe chose it, every frame with its source timestamp (variable frame rate kept), the source's colour tags and (libx265) HDR10 mastering display and content light level, the audio plan. By default frames go from the decoder straight into the encoder inside one ffmpeg process (no intermediate file); intermediate = yuv_file decodes to a raw YUV file on disk first, as the original pipeline did (about 90 GB per minute of 8K 8-bit at 30 fps, twice that at 10-bit). Counts the decoded frames and the source's damaged frames (corrupt or lost); more than max_damaged_frames fails the task with nothing published."
         outputs: {
-            video: "HEVC video, MP4",
-            stats: "JSON: frames encoded, wall seconds of decode+encode, frames per second, settings"
+            video: "HEVC video, MP4 or MOV",
+            frames: "Frames decoded from the source and encoded",
+            stats: "JSON: frames encoded, wall seconds of decode+encode, frames per second, settings, decoder, source damage, warnings"
         }
     }
 
     parameter_meta {
         source: "Source video, or one keyframe-aligned segment of it"
+        info: "The probe's source_info.json (video stream, colour, HDR10 metadata, audio plan, decoder)"
         output_name: {
             description: "Output file name without extension",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -111,7 +126,9 @@ task encode {
         bitrate_kbps: "Target bitrate for vbr/cbr, kbit/s (vbr peaks at 1.5x)"
         keyint: "Frames between keyframes; encoder default when absent"
         intermediate: "none (decode straight into the encoder) or yuv_file (raw YUV file on disk first)"
-        audio: "copy, aac or none: what happens to the source's audio streams"
+        audio: "auto, copy, aac or none: what happens to the source's audio streams (the plan is in info)"
+        container: "mp4 or mov"
+        max_damaged_frames: "Damaged source frames (decoded corrupt, or lost) the run accepts"
         width: "Source width (for the raw YUV file)"
         height: "Source height (for the raw YUV file)"
         frame_rate: "Source frame rate as a rational (for the raw YUV file)"
@@ -121,12 +138,13 @@ task encode {
         docker_image: "Image with ffmpeg (libx265, hevc_nvenc)"
         gpu_queue_arn: "AWS Batch queue of NVIDIA instances, used when encoder is hevc_nvenc (Cromwell on AWS)"
         cpu_queue_arn: "AWS Batch queue for libx265 encodes (Cromwell on AWS)"
-        max_retries: "Cromwell/miniwdl retries of a failed attempt"
+        max_retries: "Cromwell/miniwdl retries of a failed attempt (0: failures here are deterministic; Spot reclaims are retried by AWS Batch)"
         batch_retries: "AWS Batch retries (Spot reclaim)"
     }
 
     input {
         File source
+        File info
         String output_name
         String encoder
         String profile
@@ -137,16 +155,18 @@ task encode {
         Int? keyint
         String intermediate = "none"
         String audio = "none"
+        String container = "mp4"
+        Int max_damaged_frames = 0
         Int width
         Int height
         String frame_rate
         Int cpu
         Int memory_gb
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:eb65f74e4314"
+        String docker_image = "batchpipes/ffmpeg:e4e58768b963"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
-        Int max_retries = 1
+        Int max_retries = 0
         Int batch_retries = 2
     }
 
@@ -155,11 +175,13 @@ task encode {
         # hevc-tasks builds and runs the ffmpeg command line (encode_steps in containers/ffmpeg/hevc_tasks.py).
         hevc-tasks encode --quality ~{quality} --bitrate-kbps ~{bitrate_kbps} --width ~{width} --height ~{height} \
             --cpu ~{cpu} --keyint ~{write_json(select_all([keyint]))} --source ~{write_lines([source])} \
-            --settings ~{write_json({"output_name": output_name, "encoder": encoder, "preset": preset, "profile": profile, "rate_control": rate_control, "intermediate": intermediate, "audio": audio, "frame_rate": frame_rate})}
+            --info ~{write_lines([info])} --max-damaged-frames ~{max_damaged_frames} \
+            --settings ~{write_json({"output_name": output_name, "encoder": encoder, "preset": preset, "profile": profile, "rate_control": rate_control, "intermediate": intermediate, "audio": audio, "container": container, "frame_rate": frame_rate})}
     >>>
 
     output {
-        File video = "~{output_name}.mp4"
+        File video = "~{output_name}.~{container}"
+        Int frames = read_int("frames.txt")
         File stats = "encode_stats.json"
     }
 
@@ -180,37 +202,39 @@ task split_source {
         description: "Splits the first video stream at keyframes into about `chunks` segments without re-encoding (stream copy, NUT container; hevc-tasks split), and copies the audio aside for the concatenation. Fails when the segments do not add up to the source's frame count."
         outputs: {
             segments: "Keyframe-aligned segments seg_00000.nut, seg_00001.nut, ... in order",
-            audio_track: "The source's audio streams, stream-copied to Matroska: one file, or none when the source has no audio"
+            audio_track: "The kept audio streams (the probe's plan, in its order), stream-copied to Matroska: one file, or none when no audio is kept"
         }
     }
 
     parameter_meta {
         source: "Source video"
-        frames: "Decoded frame count of the source (from probe_source)"
+        info: "The probe's source_info.json (the video stream and the audio plan)"
+        frames: "Frame count of the source (from probe_source)"
         chunks: "Segments wanted; fewer come out when the source has fewer keyframes"
         keep_audio: "Copy the audio streams aside"
         cpu: "Threads for decoding the segments (their frames are counted)"
         disk_gb: "Scratch disk, GiB"
         docker_image: "Image with ffmpeg"
-        max_retries: "Cromwell/miniwdl retries of a failed attempt"
+        max_retries: "Cromwell/miniwdl retries of a failed attempt (0: failures here are deterministic; Spot reclaims are retried by AWS Batch)"
         batch_retries: "AWS Batch retries (Spot reclaim)"
     }
 
     input {
         File source
+        File info
         Int frames
         Int chunks
         Boolean keep_audio
         Int cpu = 4
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:eb65f74e4314"
-        Int max_retries = 1
+        String docker_image = "batchpipes/ffmpeg:e4e58768b963"
+        Int max_retries = 0
         Int batch_retries = 2
     }
 
     command <<<
         set -euo pipefail
-        hevc-tasks split --frames ~{frames} --chunks ~{chunks} --cpu ~{cpu} \
+        hevc-tasks split --frames ~{frames} --chunks ~{chunks} --cpu ~{cpu} --info ~{write_lines([info])} \
             --keep-audio ~{true="true" false="false" keep_audio} --source ~{write_lines([source])}
     >>>
 
@@ -233,14 +257,16 @@ task concat_chunks {
     meta {
         description: "Joins encoded chunks in segment order without re-encoding (concat demuxer, stream copy; hevc-tasks concat) and adds the audio back as `audio` says; checks the joined frame count."
         outputs: {
-            video: "HEVC video, MP4"
+            video: "HEVC video, MP4 or MOV"
         }
     }
 
     parameter_meta {
         chunks: "Encoded chunks, named after their segments (seg_00000.mp4, ...); joined in name order"
         audio_track: "Audio streams to add (from split_source; empty for none)"
-        audio: "copy, aac or none: how the audio track is added (none: it is not)"
+        audio: "auto, copy, aac or none: how the audio track is added (the plan is in info; none: it is not)"
+        container: "mp4 or mov"
+        info: "The probe's source_info.json (the audio plan)"
         output_name: {
             description: "Output file name without extension",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -248,7 +274,7 @@ task concat_chunks {
         expected_frames: "Frame count the joined video must have"
         disk_gb: "Scratch disk, GiB"
         docker_image: "Image with ffmpeg"
-        max_retries: "Cromwell/miniwdl retries of a failed attempt"
+        max_retries: "Cromwell/miniwdl retries of a failed attempt (0: failures here are deterministic; Spot reclaims are retried by AWS Batch)"
         batch_retries: "AWS Batch retries (Spot reclaim)"
     }
 
@@ -256,11 +282,13 @@ task concat_chunks {
         Array[File] chunks
         Array[File] audio_track = []
         String audio
+        String container = "mp4"
+        File info
         String output_name
         Int expected_frames
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:eb65f74e4314"
-        Int max_retries = 1
+        String docker_image = "batchpipes/ffmpeg:e4e58768b963"
+        Int max_retries = 0
         Int batch_retries = 2
     }
 
@@ -269,11 +297,11 @@ task concat_chunks {
         # Joined in segment-name order, not in the order the files arrived in.
         hevc-tasks concat --expected-frames ~{expected_frames} --chunks ~{write_lines(chunks)} \
             --audio-track ~{write_lines(audio_track)} \
-            --settings ~{write_json({"output_name": output_name, "audio": audio})}
+            --info ~{write_lines([info])} --settings ~{write_json({"output_name": output_name, "audio": audio, "container": container})}
     >>>
 
     output {
-        File video = "~{output_name}.mp4"
+        File video = "~{output_name}.~{container}"
     }
 
     runtime {
@@ -288,19 +316,22 @@ task concat_chunks {
 
 task verify {
     meta {
-        description: "Checks the encoded video against the source (hevc-tasks verify): HEVC that decodes without errors, the requested profile, the source's resolution, the source's exact frame count; PSNR and SSIM (and VMAF where this ffmpeg has libvmaf) frame by frame against the source in the encoded pixel format. Writes the report as JSON and text; fails after writing it when a check fails."
+        description: "Checks the encoded video against the source (hevc-tasks verify): HEVC, the requested profile, the source's resolution, the frame count the encode decoded, the source's timestamps (exact, from the first frame), its colour tags and HDR10 metadata (not required of hevc_nvenc, which cannot write the latter: the report says so); then PSNR and SSIM (and VMAF where this ffmpeg has libvmaf) against the source in the encoded pixel format: every frame (full, which also decodes the whole video for errors), 8 evenly spread segments of 4 frames found by seeking (sampled: constant cost), or none (off). Writes the report as JSON and text; fails after writing it when a check fails."
         outputs: {
             report_json: "Verification report, JSON",
             report_txt: "The same, as text",
-            psnr: "Average PSNR over all frames and planes, dB",
-            ssim: "Average SSIM (All)"
+            psnr: "Average PSNR over the compared frames and planes, dB (-1 when verify_mode is off)",
+            ssim: "Average SSIM (All) over the compared frames (-1 when verify_mode is off)"
         }
     }
 
     parameter_meta {
         video: "Encoded video"
         source: "Source video"
-        expected_frames: "Source frame count (from probe_source)"
+        info: "The probe's source_info.json (the video stream, its timestamps' time base, colour and HDR10 metadata)"
+        encoder: "libx265 or hevc_nvenc (hevc_nvenc cannot carry HDR10 metadata)"
+        verify_mode: "full, sampled, off (or auto: sampled for long high-resolution sources)"
+        expected_frames: "Frames the encode decoded from the source"
         width: "Source width"
         height: "Source height"
         profile: "main or main10: the profile the video must carry; also the comparison pixel format"
@@ -310,13 +341,16 @@ task verify {
         memory_gb: "Memory, GiB"
         disk_gb: "Scratch disk, GiB"
         docker_image: "Image with ffmpeg and python3"
-        max_retries: "Cromwell/miniwdl retries of a failed attempt"
+        max_retries: "Cromwell/miniwdl retries of a failed attempt (0: failures here are deterministic; Spot reclaims are retried by AWS Batch)"
         batch_retries: "AWS Batch retries (Spot reclaim)"
     }
 
     input {
         File video
         File source
+        File info
+        String encoder
+        String verify_mode
         Int expected_frames
         Int width
         Int height
@@ -326,8 +360,8 @@ task verify {
         Int cpu = 4
         Int memory_gb = 8
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:eb65f74e4314"
-        Int max_retries = 1
+        String docker_image = "batchpipes/ffmpeg:e4e58768b963"
+        Int max_retries = 0
         Int batch_retries = 2
     }
 
@@ -335,7 +369,8 @@ task verify {
         set -euo pipefail
         hevc-tasks verify --expected-frames ~{expected_frames} --width ~{width} --height ~{height} --cpu ~{cpu} \
             --vmaf ~{true="true" false="false" vmaf} --min-psnr ~{default="nan" min_psnr} \
-            --files ~{write_lines([video, source])} --settings ~{write_json({"profile": profile})}
+            --info ~{write_lines([info])} --files ~{write_lines([video, source])} \
+            --settings ~{write_json({"profile": profile, "encoder": encoder, "verify_mode": verify_mode})}
     >>>
 
     output {
