@@ -829,3 +829,22 @@ def test_concat_refuses_a_chunk_count_other_than_planned() -> None:
 ])
 def test_colour_tags_are_kept_not_invented(source: dict[str, Any], output: dict[str, Any], ok: bool) -> None:
     assert ht.colour_matches(source, output) is ok
+
+
+@pytest.mark.parametrize(("frames", "starts"), [
+    (1800, [0, 257, 513, 770, 1026, 1283, 1539, 1796]),   # a minute at 30 fps: 8 segments, first and last frames
+    (129, [0, 18, 36, 54, 71, 89, 107, 125]),
+    (32, [0, 4, 8, 12, 16, 20, 24, 28]),                  # short: every frame, in segments
+    (6, [0, 4]),
+])
+def test_sampled_verification_spreads_its_segments(frames: int, starts: list[int]) -> None:
+    assert ht.sample_starts(frames) == starts
+    assert starts[-1] + ht.SAMPLE_FRAMES >= frames, "the last frames are compared"
+
+
+def test_only_decoder_damage_counts_as_a_decode_error() -> None:
+    log = ("[null @ 0x5] [warning] Application provided invalid, non monotonically increasing dts to muxer in stream "
+           "0: 2 >= 2\n[hevc @ 0x7] [error] Could not find ref with POC 3\n"
+           "[warning] out.mp4: corrupt decoded frame in stream 0\n[info] frame=   24 fps=0.0\n")
+    assert ht.decoder_errors(log) == ["[hevc @ 0x7] [error] Could not find ref with POC 3",
+                                      "[warning] out.mp4: corrupt decoded frame in stream 0"]

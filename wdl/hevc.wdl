@@ -20,7 +20,7 @@ workflow hevc {
     parameter_meta {
         source: "Source video: a local file, or an s3:// object under Cromwell on AWS"
         output_name: {
-            description: "Output base name (the video is <output_name>.mp4). Default: the source's file name without extension, made safe (accents dropped, every run of other characters than letters, digits, . _ - becomes one _, cut to 64 characters), plus .hevc: \"my clip'$(x) 1.mov\" gives my_clip_x_1.hevc",
+            description: "Output base name (the video is <output_name>.mp4, or .mov with container mov). Default: the source's file name without extension, made safe (accents dropped, every run of other characters than letters, digits, . _ - becomes one _, cut to 64 characters), plus .hevc: \"my clip'$(x) 1.mov\" gives my_clip_x_1.hevc",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
         }
         encoder: {
@@ -62,7 +62,7 @@ workflow hevc {
             description: "Verification against the source: full (every frame), sampled (8 evenly spread segments of 4 frames: constant cost), off (metadata, frame count and timestamps only), or auto (sampled above 120 frames of 8K, full below)",
             choices: ["auto", "full", "sampled", "off"]
         }
-        chunks: "1: one encode job. More: split at keyframes into about this many segments, encode them in parallel, join losslessly"
+        chunks: "1: one encode job. More: split at closed keyframes (the nearest to an even split) into this many segments, encode them in parallel, join losslessly with the source's exact timestamps; refused with one line when the source's keyframes cannot give that many"
         expected_resolution: {
             description: "WIDTHxHEIGHT the source must have (checked by the probe before encoding), or 'any'",
             pattern: "^([1-9][0-9]{0,5}x[1-9][0-9]{0,5}|any)$",
@@ -104,7 +104,7 @@ workflow hevc {
         Int? encode_memory_gb
         Int verify_cpu = 4
         Int verify_memory_gb = 8
-        String ffmpeg_image = "batchpipes/ffmpeg:e4e58768b963"
+        String ffmpeg_image = "batchpipes/ffmpeg:fc3adcb71096"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }
@@ -204,6 +204,7 @@ workflow hevc {
                     keyint = keyint,
                     intermediate = intermediate,
                     audio = "none",
+                    container = "mp4",
                     max_damaged_frames = max_damaged_frames,
                     width = probe_source.width,
                     height = probe_source.height,

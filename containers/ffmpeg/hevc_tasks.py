@@ -275,6 +275,9 @@ def probe(settings_file: Path, name_file: Path, streams_file: Path, source: str,
                                  max_corrupt_packets=max_damaged_frames, chunks=chunks)
     summary, _ = hevc_probe.probe_source(source, shown(name), request)
     video = summary["video"]
+    if s["intermediate"] == "yuv_file" and video["vfr"]:
+        raise TaskError(f"source {shown(name)} has a variable frame rate: intermediate yuv_file (raw frames without "
+                        "timestamps, read back at one rate) would change its timing; set intermediate to none")
     plan = hevc_decode.decode_plan(video, s["encoder"])
     summary["decode"] = {"method": plan.method, "reason": plan.reason}
     summary["verify"] = verify_mode(s["verify_mode"], video)
@@ -784,9 +787,10 @@ def timestamp_check(source: list[Fraction], video: list[Fraction], expected_fram
 
 
 def sample_starts(frames: int, segments: int = SAMPLE_SEGMENTS, length: int = SAMPLE_FRAMES) -> list[int]:
-    """First frames of the sampled segments: evenly spread, the first and the last frames included."""
+    """First frames of the sampled segments: evenly spread, the first and the last frames included; a video that
+    short segments would cover is compared whole, segment after segment."""
     if frames <= segments * length:
-        return [0]
+        return list(range(0, frames, length))
     last = frames - length
     return sorted({round(k * last / (segments - 1)) for k in range(segments)})
 
@@ -858,9 +862,10 @@ def measure(video: str, source: str, *, info: dict[str, Any], profile: str, mode
         write_atomic(work / "metrics.log", "")
         return False
     if mode == "full":
-        with errors.open("ab") as fh:
-            subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-threads", str(cpu), "-i", video,
-                            "-map", "0:v:0", "-f", "null", "-"], stdin=subprocess.DEVNULL, stderr=fh, check=False)
+        proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "level+warning", "-threads", str(cpu),
+                               "-i", video, "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "null", "-"],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace", check=False)
+        write_atomic(errors, "".join(f"{line}\n" for line in decoder_errors(proc.stderr)))
         segments: list[tuple[int, int | None]] = [(0, None)]
     else:
         segments = [(start, SAMPLE_FRAMES) for start in sample_starts(len(times["video"]))]
@@ -876,6 +881,17 @@ def measure(video: str, source: str, *, info: dict[str, Any], profile: str, mode
                 raise TaskError("comparing the video with the source failed: "
                                 f"{last_line((work / 'metrics.log').read_text(errors='replace'))}")
     return with_vmaf
+
+
+def decoder_errors(log: str) -> list[str]:
+    """The lines of a decode's ``level+warning`` log that report damage: the HEVC decoder's errors and ffmpeg's
+    corrupt-frame and decode-error lines; not the null muxer's timestamp warnings, which say nothing of the video."""
+    keep = []
+    for line in log.splitlines():
+        if ("[hevc @" in line and "[error]" in line) or "corrupt decoded frame" in line \
+                or "Error while decoding" in line or "[fatal]" in line:
+            keep.append(line.strip())
+    return keep
 
 
 def frame_metrics(work: Path) -> tuple[list[float], list[float]]:

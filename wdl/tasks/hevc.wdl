@@ -61,7 +61,7 @@ task probe_source {
         Int? video_stream
         Int? audio_stream
         Int max_damaged_frames = 0
-        String docker_image = "batchpipes/ffmpeg:e4e58768b963"
+        String docker_image = "batchpipes/ffmpeg:fc3adcb71096"
         Int max_retries = 0
         Int batch_retries = 2
     }
@@ -163,7 +163,7 @@ task encode {
         Int cpu
         Int memory_gb
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:e4e58768b963"
+        String docker_image = "batchpipes/ffmpeg:fc3adcb71096"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
         Int max_retries = 0
@@ -199,7 +199,7 @@ task encode {
 
 task split_source {
     meta {
-        description: "Splits the first video stream at keyframes into about `chunks` segments without re-encoding (stream copy, NUT container; hevc-tasks split), and copies the audio aside for the concatenation. Fails when the segments do not add up to the source's frame count."
+        description: "Splits the chosen video stream into the probe's chunk plan without re-encoding (stream copy, NUT container; hevc-tasks split): cuts at closed keyframes only, each segment's frame count checked against the plan by demuxing; copies the kept audio streams aside for the concatenation."
         outputs: {
             segments: "Keyframe-aligned segments seg_00000.nut, seg_00001.nut, ... in order",
             audio_track: "The kept audio streams (the probe's plan, in its order), stream-copied to Matroska: one file, or none when no audio is kept"
@@ -212,7 +212,7 @@ task split_source {
         frames: "Frame count of the source (from probe_source)"
         chunks: "Segments wanted; fewer come out when the source has fewer keyframes"
         keep_audio: "Copy the audio streams aside"
-        cpu: "Threads for decoding the segments (their frames are counted)"
+        cpu: "vCPUs for the split (stream copy and a demux count of each segment's frames)"
         disk_gb: "Scratch disk, GiB"
         docker_image: "Image with ffmpeg"
         max_retries: "Cromwell/miniwdl retries of a failed attempt (0: failures here are deterministic; Spot reclaims are retried by AWS Batch)"
@@ -225,9 +225,9 @@ task split_source {
         Int frames
         Int chunks
         Boolean keep_audio
-        Int cpu = 4
+        Int cpu = 1
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:e4e58768b963"
+        String docker_image = "batchpipes/ffmpeg:fc3adcb71096"
         Int max_retries = 0
         Int batch_retries = 2
     }
@@ -255,7 +255,7 @@ task split_source {
 
 task concat_chunks {
     meta {
-        description: "Joins encoded chunks in segment order without re-encoding (concat demuxer, stream copy; hevc-tasks concat) and adds the audio back as `audio` says; checks the joined frame count."
+        description: "Joins encoded chunks in segment order without re-encoding (concat demuxer, stream copy; hevc-tasks concat), each chunk's duration given exactly from the source's timestamps so the joined video keeps them, and adds the audio back as the probe's plan says; checks the joined frame count."
         outputs: {
             video: "HEVC video, MP4 or MOV"
         }
@@ -287,7 +287,7 @@ task concat_chunks {
         String output_name
         Int expected_frames
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:e4e58768b963"
+        String docker_image = "batchpipes/ffmpeg:fc3adcb71096"
         Int max_retries = 0
         Int batch_retries = 2
     }
@@ -360,7 +360,7 @@ task verify {
         Int cpu = 4
         Int memory_gb = 8
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:e4e58768b963"
+        String docker_image = "batchpipes/ffmpeg:fc3adcb71096"
         Int max_retries = 0
         Int batch_retries = 2
     }

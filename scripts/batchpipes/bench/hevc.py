@@ -1,12 +1,13 @@
-"""HEVC: frames per second of the workflow vs bare ffmpeg on the same input, and chunked vs single encode.
+"""HEVC: probe, encode and verify seconds at several source lengths, and the workflow's fps against bare ffmpeg.
 
-Same image, same source, same encoder settings. "Bare ffmpeg" is the encode task's own program
-(``hevc-tasks encode`` in the image, which builds and runs the ffmpeg command line) in a plain container,
-without the workflow engine; the workflow runs through the package (miniwdl). Prints three ratios measured in
-one run: the whole workflow's fps (probe + encode + verify) over bare ffmpeg's; the encode task's own
-fps over bare ffmpeg's (the same command inside the workflow vs outside it); and the
-chunked workflow's wall time over the single-job workflow's. On one small machine the chunks share
-the same cores, so chunking shows its cost here; its gain needs one instance per chunk (AWS Batch).
+Same image, same encoder settings throughout. For each length (default 8, 32 and 128 frames of 8K, generated: SMPTE
+bars with a moving patch, H.264 lossless) the task programs run one at a time in a plain container, as the tasks
+run them: ``hevc-tasks probe`` (metadata and one demux pass), ``hevc-tasks encode`` (libx265; "bare ffmpeg": the
+encode task's own program without the workflow engine) and ``hevc-tasks verify`` sampled and full. Each time is
+the container's wall time (so each includes one container start, about 0.3 s). Then the whole workflow runs
+through the package (miniwdl) on the longest source with sampled verification, and its fps is printed as a ratio
+of the bare encode's fps. Printed: how each step's time grows with the length (a flat probe is the target), and
+the ratio (the target: 0.9x or better at 64+ frames).
 """
 
 from __future__ import annotations
@@ -26,116 +27,139 @@ from ..testdata import hevc as testdata
 
 log = logging.getLogger(__name__)
 
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size", default="7680x4320", help="WIDTHxHEIGHT of the generated source (default 8K)")
-    p.add_argument("--frames", type=int, default=16, help="frames in the generated source")
-    p.add_argument("--source", type=Path, help="use this video instead of generating one")
+    p.add_argument("--size", default="7680x4320", help="WIDTHxHEIGHT of the generated sources (default 8K)")
+    p.add_argument("--frames", default="8,32,128", help="comma-separated source lengths in frames")
     p.add_argument("--preset", default="ultrafast", help="libx265 preset for every encode")
     p.add_argument("--profile", default="main10", choices=["main", "main10"])
     p.add_argument("--crf", type=int, default=22)
-    p.add_argument("--cpu", type=int, default=2, help="vCPUs for bare ffmpeg and each encode job")
-    p.add_argument("--chunks", type=int, default=2, help="chunks for the chunked run")
+    p.add_argument("--cpu", type=int, default=2, help="vCPUs for every step")
+    p.add_argument("--gop", type=int, default=8, help="frames between keyframes of the generated sources")
+    p.add_argument("--no-workflow", action="store_true", help="skip the whole-workflow run")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
 
 
-def _source(work: Path, args: argparse.Namespace) -> tuple[Path, int]:
-    if args.source:
-        if not args.source.is_file():
-            raise UserError(f"--source {args.source} does not exist: give a video file")
-        return args.source.resolve(), 0
+def _lengths(args: argparse.Namespace) -> tuple[int, int, list[int]]:
     try:
         width, height = (int(x) for x in args.size.lower().split("x"))
+        lengths = sorted({int(x) for x in args.frames.split(",")})
     except ValueError as exc:
-        raise UserError(f"--size '{args.size}' is not WIDTHxHEIGHT (e.g. 7680x4320)") from exc
-    if width % 2 or height % 2 or args.frames < 2 or args.chunks < 1:
-        raise UserError("--size needs even numbers, --frames at least 2 and --chunks at least 1")
-    gop = max(1, args.frames // max(args.chunks, 1))
-    name = f"bench_{width}x{height}.mp4"
-    log.info("generating %s: %d frames, keyframe every %d", name, args.frames, gop)
-    testdata.in_container(work, testdata.pattern_script(name, width, height, args.frames, gop))
-    return work / name, args.frames
+        raise UserError(f"--size '{args.size}' or --frames '{args.frames}' is not WIDTHxHEIGHT / N,N,...") from exc
+    if width % 2 or height % 2 or not lengths or lengths[0] < 2 or args.gop < 1:
+        raise UserError("--size needs even numbers, --frames lengths of at least 2 and --gop at least 1")
+    return width, height, lengths
 
 
-def _bare(src: Path, work: Path, args: argparse.Namespace) -> float:
-    """The encode task's own program (``hevc-tasks encode``, installed in the image) with the workflow's settings,
-    run in a plain container without the engine: the baseline. Its seconds are ffmpeg's, timed inside the container
-    exactly as the encode task times itself."""
-    image = containers.build(containers.get("ffmpeg"))
-    out = work / "bare"
-    out.mkdir()
-    # intermediate none: the frame rate, width and height (used for a raw YUV file only) play no part.
-    job = {"output_name": "bare", "encoder": "libx265", "preset": args.preset, "profile": args.profile,
-           "rate_control": "crf", "intermediate": "none", "audio": "none", "frame_rate": "1/1"}
-    (out / "settings.json").write_text(json.dumps(job))
-    (out / "keyint.json").write_text("[]")
-    (out / "source.txt").write_text(f"/in/{src.name}\n")
-    argv = ["hevc-tasks", "encode", "--settings", "/out/settings.json", "--source", "/out/source.txt",
-            "--keyint", "/out/keyint.json", "--quality", str(args.crf), "--bitrate-kbps", "1", "--width", "0",
-            "--height", "0", "--cpu", str(args.cpu)]
-    proc = subprocess.run(["podman", "run", "--rm", "--network", "none", *podman.as_invoker(),
-                           "-v", f"{src.parent}:/in:ro", "-v", f"{out}:/out", "-w", "/out", image, *argv],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise UserError(f"bare encode failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return float(json.loads((out / "encode_stats.json").read_text())["seconds"])
+class Steps:
+    """The task programs in a plain container of the ffmpeg image, one working folder per source."""
+
+    def __init__(self, image: str, args: argparse.Namespace) -> None:
+        self.image, self.args = image, args
+
+    def run(self, src: Path, out: Path, argv: list[str]) -> float:
+        started = time.monotonic()
+        proc = subprocess.run(["podman", "run", "--rm", "--network", "none", *podman.as_invoker(),
+                               "-v", f"{src.parent}:/in:ro", "-v", f"{out}:/out", "-w", "/out", self.image,
+                               "hevc-tasks", *argv], capture_output=True, text=True, check=False)
+        seconds = time.monotonic() - started
+        if proc.returncode != 0:
+            raise UserError(f"hevc-tasks {argv[0]} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return seconds
+
+    def files(self, out: Path, src: Path, **json_files: Any) -> None:
+        (out / "source.txt").write_text(f"/in/{src.name}\n")
+        for name, value in json_files.items():
+            (out / f"{name}.json").write_text(json.dumps(value))
+
+    def measure(self, src: Path, work: Path) -> dict[str, float]:
+        a = self.args
+        out = work / f"steps_{src.stem}"
+        out.mkdir()
+        settings = {"encoder": "libx265", "preset": a.preset, "profile": a.profile, "rate_control": "crf",
+                    "audio": "none", "container": "mp4", "verify_mode": "full", "intermediate": "none",
+                    "expected_resolution": "any"}
+        self.files(out, src, settings=settings, name=["bench"], streams={"video_stream": [], "audio_stream": []})
+        probe_s = self.run(src, out, ["probe", "--settings", "/out/settings.json", "--name", "/out/name.json",
+                                      "--streams", "/out/streams.json", "--source", "/out/source.txt",
+                                      "--chunks", "1"])
+        info = json.loads((out / "source_info.json").read_text())
+        (out / "info.txt").write_text("/out/source_info.json\n")
+        job = {**{k: settings[k] for k in ("encoder", "preset", "profile", "rate_control", "intermediate", "audio",
+                                           "container")}, "output_name": "bench", "frame_rate": info["frame_rate"]}
+        self.files(out, src, job=job, keyint=[])
+        self.run(src, out, ["encode", "--settings", "/out/job.json", "--source", "/out/source.txt", "--info",
+                            "/out/info.txt", "--keyint", "/out/keyint.json", "--quality", str(a.crf),
+                            "--bitrate-kbps", "1", "--width", str(info["width"]), "--height", str(info["height"]),
+                            "--cpu", str(a.cpu)])
+        # The encode's own time (ffmpeg's run, as the task times itself): the bare baseline.
+        encode_s = float(json.loads((out / "encode_stats.json").read_text())["seconds"])
+        (out / "files.txt").write_text(f"/out/bench.mp4\n/in/{src.name}\n")
+        times = {"probe_s": probe_s, "encode_s": encode_s}
+        for mode in ("sampled", "full"):
+            self.files(out, src, verify={"profile": a.profile, "encoder": "libx265", "verify_mode": mode})
+            times[f"verify_{mode}_s"] = self.run(
+                src, out, ["verify", "--settings", "/out/verify.json", "--info", "/out/info.txt", "--files",
+                           "/out/files.txt", "--expected-frames", str(info["frames"]), "--width", str(info["width"]),
+                           "--height", str(info["height"]), "--vmaf", "false", "--cpu", str(a.cpu)])
+        return times
 
 
-def _workflow(src: Path, work: Path, args: argparse.Namespace, chunks: int) -> dict[str, Any]:
+def _workflow(src: Path, work: Path, args: argparse.Namespace) -> float:
     flow = workflows.get("hevc")
     data = {"hevc.source": str(src), "hevc.expected_resolution": "any", "hevc.preset": args.preset,
-            "hevc.profile": args.profile, "hevc.quality": args.crf, "hevc.chunks": chunks,
+            "hevc.profile": args.profile, "hevc.quality": args.crf, "hevc.verify_mode": "sampled",
             "hevc.encode_cpu": args.cpu, "hevc.encode_memory_gb": 6, "hevc.verify_cpu": args.cpu,
             "hevc.verify_memory_gb": 4}
-    path = work / f"inputs_{chunks}.json"
+    path = work / "inputs.json"
     path.write_text(json.dumps(data))
     inputs = local.resolve_images(flow, local.prepare_inputs(flow, path, {}))  # image push not timed
     started = time.monotonic()
-    result = local.run(flow, inputs, run_dir=work / f"run_{chunks}", call_cache=False)
-    wall = time.monotonic() - started
-    stats = [json.loads(Path(p).read_text()) for p in result.outputs["hevc.encode_stats"]]
-    report = json.loads(Path(result.outputs["hevc.report_json"]).read_text())
-    return {"wall_s": wall, "frames": report["video"]["frames"], "encode_jobs": len(stats),
-            "encode_s": sum(s["seconds"] for s in stats), "encode_fps_max_job": max(s["fps"] for s in stats),
-            "psnr_db": report["psnr_db"]["average"]}
+    local.run(flow, inputs, run_dir=work / "run", call_cache=False)
+    return time.monotonic() - started
 
 
 def main(args: argparse.Namespace) -> int:
+    width, height, lengths = _lengths(args)
+    image = containers.build(containers.get("ffmpeg"))
+    steps = Steps(image, args)
+    rows: list[dict[str, Any]] = []
+    workflow: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="batchpipes-bench-hevc-") as tmp:
         work = Path(tmp)
-        src, frames = _source(work, args)
-        containers.build(containers.get("ffmpeg"))
-        log.info("bare ffmpeg")
-        bare_s = _bare(src, work, args)
-        log.info("workflow, one encode job")
-        single = _workflow(src, work, args, 1)
-        frames = frames or single["frames"]
-        log.info("workflow, %d chunks", args.chunks)
-        chunked = _workflow(src, work, args, args.chunks)
-    bare_fps = frames / bare_s
-    single_fps = frames / single["wall_s"]
-    encode_fps = frames / single["encode_s"]
-    result = {
-        "frames": frames, "size": args.size if not args.source else str(args.source), "preset": args.preset,
-        "cpu": args.cpu, "bare_s": round(bare_s, 2), "bare_fps": round(bare_fps, 4),
-        "workflow_s": round(single["wall_s"], 2), "workflow_fps": round(single_fps, 4),
-        "encode_task_s": round(single["encode_s"], 2), "encode_task_fps": round(encode_fps, 4),
-        "workflow_vs_bare_fps": round(single_fps / bare_fps, 3),
-        "encode_task_vs_bare_fps": round(encode_fps / bare_fps, 3),
-        "chunked_s": round(chunked["wall_s"], 2), "chunks": chunked["encode_jobs"],
-        "chunked_vs_single_wall": round(chunked["wall_s"] / single["wall_s"], 3),
-        "psnr_single_db": single["psnr_db"], "psnr_chunked_db": chunked["psnr_db"],
-    }
+        for frames in lengths:
+            name = f"bench_{width}x{height}_{frames}.mp4"
+            log.info("generating %s (%d frames, keyframe every %d)", name, frames, args.gop)
+            testdata.in_container(work, testdata.pattern_script(name, width, height, frames, args.gop))
+            log.info("probe, encode, verify (sampled, full): %d frames", frames)
+            rows.append({"frames": frames, **steps.measure(work / name, work)})
+        if not args.no_workflow:
+            longest = rows[-1]
+            log.info("whole workflow, %d frames, sampled verify", longest["frames"])
+            wall = _workflow(work / f"bench_{width}x{height}_{longest['frames']}.mp4", work, args)
+            bare_fps = longest["frames"] / longest["encode_s"]
+            workflow = {"frames": longest["frames"], "wall_s": round(wall, 2),
+                        "fps": round(longest["frames"] / wall, 4), "bare_fps": round(bare_fps, 4),
+                        "workflow_vs_bare_fps": round(longest["frames"] / wall / bare_fps, 3)}
+    first, last = rows[0], rows[-1]
+    growth = {key: round(last[key] / first[key], 2) for key in first if key.endswith("_s")}
+    result = {"size": f"{width}x{height}", "preset": args.preset, "cpu": args.cpu,
+              "steps": [{k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()} for r in rows],
+              "growth_longest_vs_shortest": growth, "length_ratio": round(last["frames"] / first["frames"], 2),
+              "workflow": workflow}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"source              {result['size']}, {frames} frames, libx265 {args.preset}, {args.cpu} vCPUs")
-    print(f"bare ffmpeg         {bare_s:8.2f} s  {bare_fps:7.3f} fps")
-    print(f"workflow (1 job)    {single['wall_s']:8.2f} s  {single_fps:7.3f} fps  (probe + encode + verify)")
-    print(f"  encode task       {single['encode_s']:8.2f} s  {encode_fps:7.3f} fps")
-    print(f"workflow/bare fps   {result['workflow_vs_bare_fps']:8.3f} x")
-    print(f"encode task/bare    {result['encode_task_vs_bare_fps']:8.3f} x")
-    print(f"chunked ({chunked['encode_jobs']} jobs)    {chunked['wall_s']:8.2f} s  "
-          f"(sum of chunk encodes {chunked['encode_s']:.2f} s)")
-    print(f"chunked/single wall {result['chunked_vs_single_wall']:8.3f} x")
-    print(f"PSNR single/chunked {single['psnr_db']:.3f} / {chunked['psnr_db']:.3f} dB")
+    print(f"source {width}x{height}, libx265 {args.preset}, {args.cpu} vCPUs, keyframe every {args.gop}")
+    print(f"{'frames':>7} {'probe s':>9} {'encode s':>9} {'verify sampled s':>17} {'verify full s':>14}")
+    for r in rows:
+        print(f"{r['frames']:7d} {r['probe_s']:9.2f} {r['encode_s']:9.2f} {r['verify_sampled_s']:17.2f} "
+              f"{r['verify_full_s']:14.2f}")
+    print(f"{last['frames']}/{first['frames']} frames ({result['length_ratio']}x): probe {growth['probe_s']}x, "
+          f"encode {growth['encode_s']}x, verify sampled {growth['verify_sampled_s']}x, "
+          f"full {growth['verify_full_s']}x")
+    if workflow:
+        print(f"workflow ({workflow['frames']} frames, sampled verify) {workflow['wall_s']:.2f} s "
+              f"{workflow['fps']:.3f} fps; bare ffmpeg {workflow['bare_fps']:.3f} fps; "
+              f"workflow/bare {workflow['workflow_vs_bare_fps']:.3f}x")
     return 0
