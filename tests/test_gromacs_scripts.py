@@ -144,9 +144,10 @@ def test_recorded_gmx_version():
     version = data("gmx-version.out")
     assert gt.gpu_support(version) is False
     assert gt.gpu_support(version.replace("GPU support:        disabled", "GPU support:        CUDA")) is True
-    assert gt.force_field_dir(version) == Path("/usr/share/gromacs/top")
-    assert gt.force_field_dir("Data prefix:  /opt/gromacs\n") == Path("/opt/gromacs/share/gromacs/top")
-    assert gt.force_field_dir("") == Path("/usr/share/gromacs/top")
+    # gmx_data.force_field_dir (tests/test_gmx_data.py), without GMXDATA: from the "Data prefix" line
+    assert gt.force_field_dir(version, {}) == Path("/usr/share/gromacs/top")
+    assert gt.force_field_dir("Data prefix:  /opt/gromacs\n", {}) == Path("/opt/gromacs/share/gromacs/top")
+    assert gt.force_field_dir("", {}) == Path("/usr/share/gromacs/top")
 
 
 def test_ns_per_day_of_recorded_log():

@@ -122,8 +122,9 @@ def test_preparation_report_says_what_changed(entry_run):
 
 def test_lysozyme_gets_its_missing_backbone_atoms(entry_runs):
     report = json.loads(output(entry_runs["1dpx.pdb"], "preparation_report").read_text())
-    added = {atom for a in report["atoms_added"] if (a["chain"], a["number"]) == ("A", "129") for atom in a["atoms"]}
-    assert {"C", "O"} <= added, report["atoms_added"]  # the entry lacks them (REMARK 470); pdb2gmx needs them
+    # the entry lacks C and O (REMARK 470; pdb2gmx needs them) and the terminal OXT: one entry for the residue
+    assert [a for a in report["atoms_added"] if (a["chain"], a["number"]) == ("A", "129")] == [
+        {"residue": "LEU", "chain": "A", "number": "129", "atoms": ["C", "O", "OXT"]}], report["atoms_added"]
     assert report["altloc"]["used"] == "A" and report["altloc"]["atoms_removed"] > 0
 
 

@@ -31,6 +31,7 @@ NAME_RULE = "may hold only letters, digits, '.', '_' and '-' (at most 64, not st
 ht = load_script(SCRIPT)
 hp = load_script(SCRIPT.with_name("hevc_probe.py"))
 hd = load_script(SCRIPT.with_name("hevc_decode.py"))
+hv = load_script(SCRIPT.with_name("hevc_vmaf.py"))
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -696,7 +697,7 @@ def test_verify_report_of_a_real_encode(verify_dir: Path, capsys: pytest.Capture
     assert report["psnr_frame_min_db"] == pytest.approx(35.10)
     assert report["ssim"]["all"] == pytest.approx(0.975455)
     assert report["video"]["profile"] == "Main" and report["video"]["frames"] == 3
-    assert report["vmaf"] is None and report["vmaf_note"] == "not computed: this ffmpeg build has no libvmaf filter"
+    assert report["vmaf"] is None and report["vmaf_note"] == "not computed: this image has no VMAF ffmpeg"
     assert float((verify_dir / "psnr.txt").read_text()) == pytest.approx(35.099912)
     assert float((verify_dir / "ssim.txt").read_text()) == pytest.approx(0.975455)
     text = (verify_dir / "verify_report.txt").read_text()
@@ -735,15 +736,25 @@ def test_min_psnr_absent_is_not_checked(verify_dir: Path, capsys: pytest.Capture
 
 @pytest.mark.parametrize(("profile", "pix"), [("main", "yuv420p"), ("main10", "yuv420p10le")])
 def test_metrics_graph_compares_in_the_profiles_format(profile: str, pix: str) -> None:
-    graph, maps = ht.metrics_graph(profile, vmaf=False, cpu=4)
+    graph, maps = ht.metrics_graph(profile)
     prep = f"format={pix},settb=1/1000,setpts=N"
-    assert graph == (f"[0:v:0]{prep},split=3[d1][d2][d3];[1:0]{prep},split=3[r1][r2][r3];"
-                     "[d1][r1]psnr=stats_file=psnr.log[p];[d2][r2]ssim=stats_file=ssim.log[s];"
-                     "[d3]nullsink;[r3]nullsink")
+    assert graph == (f"[0:v:0]{prep},split=2[d1][d2];[1:0]{prep},split=2[r1][r2];"
+                     "[d1][r1]psnr=stats_file=psnr.log[p];[d2][r2]ssim=stats_file=ssim.log[s]")
     assert maps == ["-map", "[p]", "-f", "null", "-", "-map", "[s]", "-f", "null", "-"]
-    graph, maps = ht.metrics_graph(profile, vmaf=True, cpu=4)
-    assert graph.endswith(";[d3][r3]libvmaf=log_fmt=json:log_path=vmaf.json:n_threads=4[m]")
-    assert maps[-5:] == ["-map", "[m]", "-f", "null", "-"]
+    graph, _ = ht.metrics_graph(profile, 3, 4, "_001", "trim=start_pts=5,setpts=PTS-STARTPTS,")
+    assert graph.startswith(f"[0:v:0]trim=end_frame=4,{prep},split=2[d1][d2];"
+                            f"[1:3]trim=start_pts=5,setpts=PTS-STARTPTS,trim=end_frame=4,{prep},")
+    assert graph.endswith("psnr=stats_file=psnr_001.log[p];[d2][r2]ssim=stats_file=ssim_001.log[s]")
+
+
+def test_vmaf_of_the_compared_frames_pools_into_the_report(verify_dir: Path, capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    log = json.loads((Path(__file__).parent / "data" / "hevc_vmaf" / "x265_crf20.json").read_text())
+    (verify_dir / "vmaf_000.json").write_text(json.dumps(log))
+    status, _ = verify_report(capsys, has_vmaf=True)
+    report = json.loads((verify_dir / "verify_report.json").read_text())
+    assert status == 0 and report["vmaf"] == {**hv.pooled(log), "model": "vmaf_v0.6.1"}
+    assert "VMAF (vmaf_v0.6.1): " in (verify_dir / "verify_report.txt").read_text()
 
 
 def test_verify_refuses_a_path_with_a_line_break(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -760,23 +771,27 @@ def test_verify_refuses_a_path_with_a_line_break(tmp_path: Path, monkeypatch: py
 
 
 def gop_csv(gops: int, open_gop: bool, step: int = 512) -> str:
-    """Packets in decode order as ffprobe lists them for 12-frame GOPs with 3 B-frames (x264/x265 orders recorded
-    in /work research: open GOP keyframes are followed by three leading B-pictures of the previous GOP)."""
-    lines = []
-    for g in range(gops):
-        base = g * 12
-        if g == 0:
-            order = [(0, True), (4, False), (2, False), (1, False), (3, False), (8, False), (6, False), (5, False),
-                     (7, False), (11, False), (10, False), (9, False)]
-        elif open_gop:
-            order = [(12, True), (10, False), (9, False), (11, False), (16, False), (14, False), (13, False),
-                     (15, False), (20, False), (18, False), (17, False), (19, False)]
-            base = (g - 1) * 12
-        else:
-            order = [(0, True), (4, False), (2, False), (1, False), (3, False), (8, False), (6, False), (5, False),
-                     (7, False), (11, False), (10, False), (9, False)]
-        lines += [f"{(base + f) * step},N/A,{step},{'K_' if key else '__'}" for f, key in order]
-    return "\n".join(lines) + "\n"
+    """Packets in decode order as ffprobe lists them for 12-frame GOPs with 3 B-frames, in the orders x264 and x265
+    write (recorded in the research for this change): an open-GOP keyframe is followed in decode order by three
+    leading B-pictures that are shown before it and reference the previous GOP."""
+    order: list[tuple[int, bool]] = []
+    if open_gop:
+        order += [(0, True), (4, False), (2, False), (1, False), (3, False), (8, False), (6, False), (5, False),
+                  (7, False)]
+        for g in range(1, gops):
+            k = 12 * g
+            order += [(k, True), (k - 2, False), (k - 3, False), (k - 1, False), (k + 4, False), (k + 2, False),
+                      (k + 1, False), (k + 3, False), (k + 8, False), (k + 6, False), (k + 5, False), (k + 7, False)]
+        last = 12 * gops
+        order += [(last - 1, False), (last - 2, False), (last - 3, False)]
+    else:
+        for g in range(gops):
+            k = 12 * g
+            order += [(k, True), (k + 4, False), (k + 2, False), (k + 1, False), (k + 3, False), (k + 8, False),
+                      (k + 6, False), (k + 5, False), (k + 7, False), (k + 11, False), (k + 10, False),
+                      (k + 9, False)]
+    assert sorted(f for f, _ in order) == list(range(12 * gops))
+    return "".join(f"{f * step},N/A,{step},{'K_' if key else '__'}\n" for f, key in order)
 
 
 def test_open_gop_keyframes_are_not_cut_points_closed_ones_are() -> None:
@@ -790,22 +805,63 @@ def test_open_gop_keyframes_are_not_cut_points_closed_ones_are() -> None:
 def test_chunk_plan_snaps_to_closed_keyframes_with_exact_start_times() -> None:
     scan = hp.scan_packets(gop_csv(4, open_gop=False, step=1001))   # 59.94 fps in a 1/60000 time base
     plan = hp.chunk_plan(scan, 2, "1/60000", "'a.mp4'")
-    assert plan == [{"first_frame": 0, "frames": 24, "start_us": 0},
-                    {"first_frame": 24, "frames": 24, "start_us": 400400}]
+    assert plan == [{"mode": "segments", "first_frame": 0, "frames": 24, "start_us": 0},
+                    {"mode": "segments", "first_frame": 24, "frames": 24, "start_us": 400400}]
     assert [c["first_frame"] for c in hp.chunk_plan(scan, 3, "1/60000", "'a.mp4'")] == [0, 12, 36]
     listing = ht.concat_list(["/c/seg_00001.mp4", "/c/seg_00000.mp4"], [c["start_us"] for c in plan])
     assert listing == "file '/c/seg_00000.mp4'\nduration 400400us\nfile '/c/seg_00001.mp4'\n"
 
 
-def test_chunks_that_the_keyframes_cannot_honour_are_refused() -> None:
+def test_open_gop_chunks_start_at_their_exact_frame_decoding_from_the_keyframe_before() -> None:
+    """No closed keyframe after the first: each chunk job seeks to the keyframe at or before its first frame
+    (1 ms early: ffmpeg's seek lands at or before the time) and trims to its frames by source timestamp. A chunk
+    boundary moves to a keyframe within a quarter chunk of the even split (encoders put keyframes at scene cuts)."""
+    scan = hp.scan_packets(gop_csv(4, open_gop=True))
+    plan = hp.chunk_plan(scan, 3, "1/12288", "'open.mp4'", start_time=0.0)
+    assert [(c["mode"], c["first_frame"], c["frames"]) for c in plan] == [("seek", 0, 12), ("seek", 12, 24),
+                                                                          ("seek", 36, 12)]
+    assert [(c["seek_s"], c["pts_start"], c["pts_end"]) for c in plan] == [
+        ("0.000000", 0, 6144), ("0.499000", 6144, 18432), ("1.499000", 18432, None)]
+    assert [c["start_us"] for c in plan] == [0, 500000, 1500000]
+    five = hp.chunk_plan(scan, 5, "1/12288", "'open.mp4'")
+    assert [c["first_frame"] for c in five] == [0, 12, 19, 29, 36], "keyframes 12 and 36 near 10 and 38; 19, 29 exact"
+    assert [(c["seek_s"], c["pts_start"]) for c in five[2:4]] == [("0.499000", 19 * 512), ("0.999000", 29 * 512)]
+    shifted = hp.chunk_plan(hp.scan_packets(gop_csv(4, open_gop=True)), 3, "1/12288", "'open.mp4'",
+                            start_time=0.5)
+    assert shifted[1]["seek_s"] == "0.000000", "-ss counts from the file's start time"
+
+
+def test_a_seek_chunks_command_reads_from_the_keyframe_and_keeps_its_frames() -> None:
+    info = probed("hdr10")
+    info["chunks"] = hp.chunk_plan(hp.scan_packets(gop_csv(4, open_gop=True)), 3, "1/12288", "'open.mp4'")
+    values = {**GOOD, "output_name": "seek_100001", "audio": "none", "frame_rate": "24/1"}
+    plan = hd.decode_plan(info["video"], "libx265")
+    info["decode"] = {"method": plan.method, "reason": plan.reason}
+    job = ht.encode_job(values, info=info, quality=22, bitrate_kbps=1, keyint=[], width=64, height=48, cpu=2,
+                        chunk=[1])
+    ((_, args),) = ht.encode_steps(job, "/in/open.mp4", "partial.seek_100001.mp4")
+    assert args[:7] == ["-copyts", "-ss", "0.499000", "-i", "/in/open.mp4", "-map", "0:0"]
+    assert args[args.index("-vf") + 1] == "trim=start_pts=6144:end_pts=18432,setpts=PTS-STARTPTS"
+    assert args.count("-map") == 1, "the audio is joined from the source by concat_chunks"
+    with pytest.raises(ht.TaskError, match="^chunk 5 is not a seek chunk of the probe's plan"):
+        ht.encode_job(values, info=info, quality=22, bitrate_kbps=1, keyint=[], width=64, height=48, cpu=2,
+                      chunk=[5])
+    with pytest.raises(ht.TaskError, match="needs intermediate none"):
+        ht.encode_job({**values, "intermediate": "yuv_file"}, info=info, quality=22, bitrate_kbps=1, keyint=[],
+                      width=64, height=48, cpu=2, chunk=[1])
+
+
+def test_chunks_that_cannot_be_honoured_are_refused() -> None:
     with pytest.raises(ht.TaskError) as info:
-        hp.chunk_plan(hp.scan_packets(gop_csv(4, open_gop=True)), 4, "1/12288", "'open.mp4'")
+        hp.chunk_plan(hp.scan_packets(gop_csv(4, open_gop=True)), 4, "1/90000", "'open.ts'", seekable=False)
     assert str(info.value) == (
-        "chunks = 4 cannot be honoured: source 'open.mp4' can be cut without losing frames at 0 keyframes, 3 of its "
-        "3 later keyframes open-GOP, so not into chunks: set chunks to 1, or re-export the source with closed GOPs "
-        "and a shorter keyframe interval")
-    with pytest.raises(ht.TaskError, match="at 3 keyframes, so into at most 4 chunks: set chunks to 4 or fewer"):
-        hp.chunk_plan(hp.scan_packets(gop_csv(4, open_gop=False)), 5, "1/12288", "'c.mp4'")
+        "chunks = 4 cannot be honoured: source 'open.ts' can be cut without losing frames at 0 keyframes, 3 of its "
+        "3 later keyframes open-GOP, and as MPEG-TS it cannot be read from an exact frame: remux it first (ffmpeg -i "
+        "IN.ts -map 0 -c copy OUT.mkv) or set chunks to 1")
+    six = hp.scan_packets("\n".join(f"{i * 512},N/A,512,K_" for i in range(6)))
+    with pytest.raises(ht.TaskError, match="^chunks = 9 cannot be honoured: source 'c.mp4' has only 6 frames: set "
+                                           "chunks to 6 or fewer$"):
+        hp.chunk_plan(six, 9, "1/12288", "'c.mp4'")
 
 
 def test_concat_refuses_a_chunk_count_other_than_planned() -> None:
@@ -848,3 +904,88 @@ def test_only_decoder_damage_counts_as_a_decode_error() -> None:
            "[warning] out.mp4: corrupt decoded frame in stream 0\n[info] frame=   24 fps=0.0\n")
     assert ht.decoder_errors(log) == ["[hevc @ 0x7] [error] Could not find ref with POC 3",
                                       "[warning] out.mp4: corrupt decoded frame in stream 0"]
+
+
+def test_a_chunked_runs_quality_comes_from_its_chunk_jobs(verify_dir: Path, capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    """Each chunk job measured its own frames (quality.json); verify aggregates them in chunk order and decodes
+    nothing itself."""
+    files = []
+    for k, values in enumerate(([40.0, 42.0], [38.0])):
+        path = verify_dir / f"q{k}.json"
+        path.write_text(json.dumps({"mode": "full", "chunk": f"seg_0000{k}", "frames": len(values), "psnr": values,
+                                    "ssim": [0.98] * len(values), "decode_errors": []}))
+        files.append(str(path))
+    for name in ("psnr.log", "ssim.log"):
+        (verify_dir / name).unlink()
+    ht.use_chunk_quality(list(reversed(files)), verify_dir)
+    status, _ = verify_report(capsys, expected_frames=3)
+    report = json.loads((verify_dir / "verify_report.json").read_text())
+    assert status == 0 and report["checks"]["all_frames_compared"] and report["frames_compared"] == 3
+    assert report["psnr_db"]["average"] == pytest.approx(40.0) and report["psnr_frame_min_db"] == 38.0
+    assert report["ssim"]["all"] == pytest.approx(0.98)
+    status, err = verify_report(capsys, expected_frames=4)
+    assert status == 1 and "all_frames_compared" in err.splitlines()[-1]
+    bad = verify_dir / "q9.json"
+    bad.write_text(json.dumps({"mode": "full", "chunk": "seg_00009", "psnr": [40.0], "ssim": [0.9],
+                               "decode_errors": ["[hevc @ 0x1] [error] Could not find ref with POC 3"]}))
+    ht.use_chunk_quality([*files, str(bad)], verify_dir)
+    status, err = verify_report(capsys, expected_frames=4)
+    assert status == 1 and "(decodes, " in err.splitlines()[-1]
+
+
+def test_a_seek_chunk_on_the_gpu_path_trims_before_the_gpu_side_conversion() -> None:
+    info = probed("hdr10")
+    info["video"] = {**info["video"], "width": 7680, "height": 4320}
+    info["chunks"] = hp.chunk_plan(hp.scan_packets(gop_csv(4, open_gop=True)), 3, "1/12288", "'open.mp4'")
+    plan = hd.decode_plan(info["video"], "hevc_nvenc")
+    assert plan.method == "nvdec"
+    info["decode"] = {"method": plan.method, "reason": plan.reason}
+    values = {**GOOD, "output_name": "seek_100002", "encoder": "hevc_nvenc", "preset": "p5", "audio": "none",
+              "frame_rate": "24/1"}
+    job = ht.encode_job(values, info=info, quality=22, bitrate_kbps=1, keyint=[], width=7680, height=4320, cpu=8,
+                        chunk=[2])
+    ((_, args),) = ht.encode_steps(job, "/in/open.mp4", "partial.seek_100002.mp4")
+    assert args[:9] == ["-copyts", "-ss", "1.499000", "-hwaccel", "cuda", "-hwaccel_output_format", "cuda", "-i",
+                        "/in/open.mp4"]
+    assert args[args.index("-vf") + 1] == "trim=start_pts=18432,setpts=PTS-STARTPTS,scale_cuda=format=p010le"
+    assert "-pix_fmt" not in args
+
+
+def test_what_the_run_accepted_is_a_warning_the_cli_repeats(verify_dir: Path, capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    from batchpipes import results
+
+    info = probed("hdr10")
+    info["video"]["corrupt_packets"] = 3
+    info["video"]["colour"] = {"primaries": None, "transfer": None, "matrix": None, "range": None}
+    info["video"]["hdr"] = {"mastering_display": None, "content_light": None}
+    status, _ = verify_report(capsys, info=info, hdr_exempt="HDR10 metadata not carried (test)")
+    report = json.loads((verify_dir / "verify_report.json").read_text())
+    assert status == 0 and report["warnings"] == [
+        "HDR10 metadata not carried (test)",
+        "the source had 3 corrupt video packets, accepted by max_damaged_frames: the output carries what could be "
+        "decoded"]
+    outputs = {"hevc.report_json": str(verify_dir / "verify_report.json"), "hevc.psnr": 35.1}
+    assert results.run_warnings(outputs) == report["warnings"]
+
+
+def _pcm(index: int, channels: int, layout: str) -> dict[str, Any]:
+    return {"index": index, "codec_type": "audio", "codec_name": "pcm_s24le", "channels": channels,
+            "channel_layout": layout, "sample_rate": "48000"}
+
+
+def test_aac_keeps_the_channel_layout_or_says_why_it_cannot() -> None:
+    """ffmpeg 5.1's AAC reads back 5.1, 7.1, quad... as written, but 5.1(side) or 6.1 as "unknown": 5.1(side) goes
+    as 5.1 (the side pair as the surround pair), 6.1 is refused in MP4 and kept as PCM in MOV."""
+    plan = hp.audio_plan([_pcm(1, 6, "5.1(side)"), _pcm(2, 8, "7.1"), _pcm(3, 2, "stereo")], "auto", "mp4")
+    assert [(a["action"], a.get("aac_layout"), a["kbps"]) for a in plan] == [("aac", "5.1", 576), ("aac", None, 768),
+                                                                            ("aac", None, 192)]
+    assert ht.aac_args(plan[0], 0) == ["-c:a:0", "aac", "-b:a:0", "576k", "-filter:a:0", "aformat=channel_layouts=5.1"]
+    assert ht.aac_args(plan[1], 1) == ["-c:a:1", "aac", "-b:a:1", "768k"]
+    with pytest.raises(ht.TaskError) as info:
+        hp.audio_plan([_pcm(4, 7, "6.1")], "auto", "mp4")
+    assert str(info.value) == ("source audio stream #4 (pcm_s24le, 7 channels) has the channel layout 6.1, which AAC "
+                               "cannot carry: set container to mov with audio auto or copy (PCM is kept there), choose "
+                               "another audio_stream, or set audio to none")
+    assert [a["action"] for a in hp.audio_plan([_pcm(4, 7, "6.1")], "auto", "mov")] == ["copy"]

@@ -143,7 +143,7 @@ def test_every_call_uses_the_workflow_image() -> None:
 
     every = calls(wf.body)
     assert {c.name for c in every} == {"probe_source", "encode_whole", "split_source", "encode_chunk",
-                                       "concat_chunks", "verify"}
+                                       "encode_seek", "concat_chunks", "verify"}
     for call in every:
         assert str(call.inputs["docker_image"]) == "ffmpeg_image", call.name
         if call.callee.name == "encode":

@@ -260,6 +260,20 @@ def test_termini_patches_as_pdb2gmx_filters_them() -> None:
     assert ps.filter_ter(FFS["charmm27"].nter, "DA")[0].name == "NH3+"
 
 
+def test_atoms_added_are_one_entry_per_residue() -> None:
+    """PDBFixer reports a residue's missing heavy atoms and its missing terminal OXT apart (1DPX: LEU A129 lacks C
+    and O, then OXT): the report joins them, keeping the order; insertion codes keep residues apart."""
+    found = [(("A", "129", "", "LEU"), ["C", "O"]), (("B", "7", "", "MET"), ["SD", "CE"]),
+             (("A", "129", "", "LEU"), ["OXT"]), (("B", "7", "", "MET"), ["CE"]),
+             (("A", "52", "", "GLY"), ["O"]), (("A", "52", "A", "GLY"), ["O"])]
+    assert ps.atoms_by_residue(found) == [
+        {"residue": "LEU", "chain": "A", "number": "129", "atoms": ["C", "O", "OXT"]},
+        {"residue": "MET", "chain": "B", "number": "7", "atoms": ["SD", "CE"]},
+        {"residue": "GLY", "chain": "A", "number": "52", "atoms": ["O"]},
+        {"residue": "GLY", "chain": "A", "number": "52", "atoms": ["O"]}]
+    assert ps.atoms_by_residue([]) == []
+
+
 def test_the_report_for_humans() -> None:
     data = {
         "structure": "1a8o.pdb", "format": "pdb", "gzip": False, "models": {"count": 1, "used": 1},
@@ -394,7 +408,9 @@ def test_altlocs_missing_atoms_and_kept_ions(prepare: Run) -> None:
     assert proc.returncode == 0, proc.stderr
     r = report(out)
     assert r["altloc"]["present"] == ["A", "B"] and r["altloc"]["used"] == "A" and r["altloc"]["atoms_removed"] > 0
-    assert {"residue": "LEU", "chain": "A", "number": "129", "atoms": ["C", "O"]} in r["atoms_added"]
+    # PDBFixer lists the missing backbone C, O and the terminal OXT apart: one entry for the residue
+    assert r["atoms_added"] == [{"residue": "LEU", "chain": "A", "number": "129", "atoms": ["C", "O", "OXT"]}]
+    assert "heavy atoms added: 3 in 1 residues (LEU A129:C+O+OXT)\n" in (out / "t.preparation.txt").read_text()
     assert {x["to"] for x in r["force_field"]["ions_renamed"]} == {"CLA"}
     pdb = (out / "t.prepared.pdb").read_text()
     assert all(line[16] == " " for line in pdb.splitlines() if line.startswith("ATOM"))

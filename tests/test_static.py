@@ -123,3 +123,14 @@ def test_unknown_pipeline_is_one_line(capsys: pytest.CaptureFixture[str]) -> Non
 def test_unknown_image_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["images", "build", "no-such-image"]) == 2
     assert "unknown image 'no-such-image'" in capsys.readouterr().err
+
+
+def test_builds_hand_the_hosts_ca_bundle_to_downloads_as_a_secret(tmp_path: Path) -> None:
+    """A Dockerfile RUN step that downloads over TLS gets the host's CA bundle as the build secret 'host-ca' (mounted
+    only while it runs): the options podman gets, and none where the host has no bundle."""
+    bundle = tmp_path / "ca.crt"
+    assert containers.host_ca_secret(bundle) == []
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert containers.host_ca_secret(bundle) == ["--secret", f"id=host-ca,src={bundle}"]
+    dockerfile = (containers.get("ffmpeg").context / "Dockerfile").read_text()
+    assert "--mount=type=secret,id=host-ca,required=false" in dockerfile

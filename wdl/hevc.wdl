@@ -104,7 +104,7 @@ workflow hevc {
         Int? encode_memory_gb
         Int verify_cpu = 4
         Int verify_memory_gb = 8
-        String ffmpeg_image = "batchpipes/ffmpeg:fc3adcb71096"
+        String ffmpeg_image = "batchpipes/ffmpeg:c99f27494b84"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }
@@ -175,7 +175,8 @@ workflow hevc {
         }
     }
 
-    if (chunks > 1) {
+    # Chunks of a source whose closed keyframes allow them: stream-copied segments, one encode job each.
+    if (chunks > 1 && probe_source.chunk_mode == "segments") {
         call tasks.split_source {
             input:
                 source = source,
@@ -206,6 +207,7 @@ workflow hevc {
                     audio = "none",
                     container = "mp4",
                     max_damaged_frames = max_damaged_frames,
+                    verify_mode = probe_source.verification,
                     width = probe_source.width,
                     height = probe_source.height,
                     frame_rate = probe_source.frame_rate,
@@ -217,17 +219,57 @@ workflow hevc {
                     cpu_queue_arn = cpu_queue_arn
             }
         }
+    }
 
+    # Chunks of a source without enough closed keyframes (open GOP): every job reads the source from the keyframe
+    # before its first frame and keeps exactly its frames (long-GOP sources are compact; all-intra masters such as
+    # ProRes have a closed keyframe on every frame and take the segment path).
+    if (chunks > 1 && probe_source.chunk_mode == "seek") {
+        scatter (k in range(probe_source.chunk_count)) {
+            call tasks.encode as encode_seek {
+                input:
+                    source = source,
+                    info = probe_source.info,
+                    chunk = k,
+                    output_name = "seek_~{100000 + k}",
+                    encoder = encoder,
+                    profile = profile,
+                    preset = chosen_preset,
+                    rate_control = rate_control,
+                    quality = quality,
+                    bitrate_kbps = bitrate_kbps,
+                    keyint = keyint,
+                    intermediate = "none",
+                    audio = "none",
+                    container = "mp4",
+                    max_damaged_frames = max_damaged_frames,
+                    verify_mode = probe_source.verification,
+                    width = probe_source.width,
+                    height = probe_source.height,
+                    frame_rate = probe_source.frame_rate,
+                    cpu = cpu,
+                    memory_gb = memory_gb,
+                    disk_gb = ceil((source_gib + 2.0 * output_gib / probe_source.chunk_count) * 1.25) + 10,
+                    docker_image = ffmpeg_image,
+                    gpu_queue_arn = gpu_queue_arn,
+                    cpu_queue_arn = cpu_queue_arn
+            }
+        }
+    }
+
+    if (chunks > 1) {
         call tasks.concat_chunks {
             input:
-                chunks = encode_chunk.video,
-                audio_track = split_source.audio_track,
+                chunks = select_first([encode_chunk.video, encode_seek.video]),
+                # Seek chunks: the audio comes from the source itself (split_source copied it aside otherwise).
+                audio_track = if probe_source.chunk_mode == "seek" && probe_source.has_audio then [source]
+                              else select_first([split_source.audio_track, []]),
                 audio = audio,
                 container = container,
                 info = probe_source.info,
                 output_name = probe_source.name,
                 expected_frames = probe_source.frames,
-                disk_gb = ceil(output_gib * 3.3) + 10,
+                disk_gb = ceil(output_gib * 3.3 + (if probe_source.chunk_mode == "seek" then source_gib else 0.0)) + 10,
                 docker_image = ffmpeg_image
         }
     }
@@ -241,6 +283,7 @@ workflow hevc {
             info = probe_source.info,
             encoder = encoder,
             verify_mode = probe_source.verification,
+            chunk_quality = if chunks > 1 then select_first([encode_chunk.quality_report, encode_seek.quality_report]) else [],
             expected_frames = select_first([encode_whole.frames, probe_source.frames]),
             width = probe_source.width,
             height = probe_source.height,
@@ -260,6 +303,6 @@ workflow hevc {
         Float psnr = verify.psnr
         Float ssim = verify.ssim
         File source_info = probe_source.info
-        Array[File] encode_stats = if chunks > 1 then select_first([encode_chunk.stats]) else select_all([encode_whole.stats])
+        Array[File] encode_stats = if chunks > 1 then select_first([encode_chunk.stats, encode_seek.stats]) else select_all([encode_whole.stats])
     }
 }

@@ -34,6 +34,13 @@ COPYABLE = {
 }
 #: AAC bitrate for a transcoded audio stream: this many kbit/s per channel (stereo 192 kbit/s, 5.1 576 kbit/s).
 AAC_KBPS_PER_CHANNEL = 96
+#: Channel layouts ffmpeg 5.1's AAC encoder writes so that they read back the same (measured: an AAC file of
+#: 5.1(side), 6.1, 7.0 or 7.1(wide) reads back as "unknown").
+AAC_LAYOUTS = frozenset({"mono", "stereo", "2.1", "3.0", "3.0(back)", "4.0", "quad", "quad(side)", "5.0", "5.1",
+                         "6.0(front)", "7.1"})
+#: Layouts AAC cannot signal that have an equivalent it can: the side pair carried as the surround (back) pair,
+#: channel for channel, as broadcast tools do for 5.1 from a WAV/MOV master.
+AAC_EQUIVALENT = {"5.1(side)": "5.1", "5.0(side)": "5.0"}
 #: The largest picture each encoder accepts (NVENC HEVC: 8192x8192; x265 has no lower hard limit than that).
 ENCODER_MAX = {"libx265": (16384, 8704), "hevc_nvenc": (8192, 8192)}
 #: ffprobe's names of the colour properties kept in the output, by the name used in the report.
@@ -137,11 +144,18 @@ def audio_plan(audio: list[dict[str, Any]], mode: str, container: str) -> list[d
             raise TaskError(f"source audio stream {describe(s)} is {codec}, which {container.upper()} cannot carry "
                             f"unchanged: {hint}")
         action = "copy" if mode != "aac" and carried else "aac"
+        layout = str(s.get("channel_layout") or "")
         entry: dict[str, Any] = {"index": s.get("index"), "codec": codec, "channels": channels,
-                                 "channel_layout": s.get("channel_layout"),
+                                 "channel_layout": layout or None,
                                  "sample_rate": int(s.get("sample_rate") or 0), "action": action}
         if action == "aac":
             entry["kbps"] = AAC_KBPS_PER_CHANNEL * channels
+            if layout in AAC_EQUIVALENT:
+                entry["aac_layout"] = AAC_EQUIVALENT[layout]
+            elif layout and layout not in AAC_LAYOUTS:
+                raise TaskError(f"source audio stream {describe(s)} has the channel layout {layout}, which AAC cannot "
+                                "carry: set container to mov with audio auto or copy (PCM is kept there), choose "
+                                "another audio_stream, or set audio to none")
         plan.append(entry)
     return plan
 
@@ -281,32 +295,69 @@ def even_points(frames: int, chunks: int) -> list[int]:
     return sorted(p for p in points if 0 < p < frames)
 
 
-def chunk_plan(scan: PacketScan, chunks: int, time_base: str, name: str) -> list[dict[str, int]]:
-    """The chunks of a chunked encode: each starts at a closed keyframe (closed_keyframes), as near as there is to
-    an even split; per chunk its first frame, frame count and start time in microseconds from the first frame
-    (exact source timestamps, rounded once: the join's per-chunk durations are differences of these). A request the
-    keyframes cannot honour is refused, not run with fewer chunks."""
+def seek_starts(scan: PacketScan, wanted: list[int], length: int) -> list[int]:
+    """First frames of seek chunks: each even split point moves to a keyframe within a quarter of a chunk's length
+    if there is one (encoders put keyframes at scene cuts, so a chunk boundary there joins two encodes at a cut;
+    finding cuts otherwise needs a decode), else stays where it is."""
+    display = [bisect.bisect_left(scan.pts, k) for k in scan.keyframes]
+    reach = length // 4
+    starts: list[int] = []
+    for want in wanted:
+        near = [k for k in display if 0 < k and abs(k - want) <= reach and k not in starts]
+        starts.append(min(near, key=lambda k: (abs(k - want), k)) if near else want)
+    return sorted(set(starts))
+
+
+def chunk_plan(scan: PacketScan, chunks: int, time_base: str, name: str, *, start_time: float = 0.0,
+               seekable: bool = True) -> list[dict[str, Any]]:
+    """The chunks of a chunked encode, in one of two modes:
+
+    * ``segments``: every chunk starts at a closed keyframe (closed_keyframes), as near as there is to an even
+      split, so the source is cut into stream-copied segments that each decode completely;
+    * ``seek`` (the keyframes cannot give that many segments, e.g. an open-GOP source): every chunk starts at an
+      exact frame (seek_starts: an even split point, or a keyframe near it); its encode reads the source from the
+      last keyframe at or before that frame (``seek_s``: input seconds, as ffmpeg's -ss counts them) and keeps the
+      frames with presentation timestamps in [``pts_start``, ``pts_end``) (``trim``, source timestamps kept with
+      -copyts): leading pictures and all.
+
+    Per chunk: its mode, first frame, frame count and start time in microseconds from the first frame (exact source
+    timestamps, rounded once: the join's per-chunk durations are differences of these). A source that cannot be
+    seeked reliably (MPEG-TS: no index) and has too few closed keyframes is refused, not run with fewer chunks."""
     frames = len(scan.pts)
     tb = Fraction(time_base)
     cuts = [c for c in closed_keyframes(scan) if c > 0]
+    wanted = even_points(frames, chunks)
     chosen: set[int] = set()
-    for want in even_points(frames, chunks):
+    for want in wanted:
         free = [c for c in cuts if c not in chosen]
         if free:
             chosen.add(min(free, key=lambda c: (abs(c - want), c)))
-    if len(chosen) < chunks - 1:
-        keys = len(scan.keyframes) - 1
-        open_note = f", {keys - len(cuts)} of its {keys} later keyframes open-GOP" if keys > len(cuts) else ""
-        most = f"into at most {len(cuts) + 1} chunks: set chunks to {len(cuts) + 1} or fewer" if cuts else \
-            "not into chunks: set chunks to 1"
-        raise TaskError(f"chunks = {chunks} cannot be honoured: source {name} can be cut without losing frames at "
-                        f"{len(cuts)} keyframes{open_note}, so {most}, or re-export the source with closed GOPs and "
-                        "a shorter keyframe interval")
+    mode = "segments" if len(chosen) >= chunks - 1 else "seek"
+    if mode == "seek":
+        if len(wanted) < chunks - 1:
+            raise TaskError(f"chunks = {chunks} cannot be honoured: source {name} has only {frames} frames: set chunks "
+                            f"to {frames} or fewer")
+        if not seekable:
+            keys = len(scan.keyframes) - 1
+            open_note = f", {keys - len(cuts)} of its {keys} later keyframes open-GOP" if keys > len(cuts) else ""
+            raise TaskError(f"chunks = {chunks} cannot be honoured: source {name} can be cut without losing frames at "
+                            f"{len(cuts)} keyframes{open_note}, and as MPEG-TS it cannot be read from an exact frame: "
+                            "remux it first (ffmpeg -i IN.ts -map 0 -c copy OUT.mkv) or set chunks to "
+                            f"{len(cuts) + 1 if cuts else 1}")
+        chosen = set(seek_starts(scan, wanted, frames // chunks))
     starts = [0, *sorted(chosen)]
     bounds = [*starts, frames]
-    return [{"first_frame": a, "frames": b - a,
-             "start_us": round((scan.pts[a] - scan.pts[0]) * tb * 1_000_000)} for a, b in zip(bounds, bounds[1:],
-                                                                                              strict=False)]
+    plan: list[dict[str, Any]] = []
+    keyframes = scan.keyframes
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        chunk: dict[str, Any] = {"mode": mode, "first_frame": a, "frames": b - a,
+                                 "start_us": round((scan.pts[a] - scan.pts[0]) * tb * 1_000_000)}
+        if mode == "seek":
+            key = keyframes[max(bisect.bisect_right(keyframes, scan.pts[a]) - 1, 0)]
+            chunk.update({"seek_s": f"{max(float(key * tb) - start_time - 0.001, 0.0):.6f}",
+                          "pts_start": scan.pts[a], "pts_end": scan.pts[b] if b < frames else None})
+        plan.append(chunk)
+    return plan
 
 
 def timing(scan: PacketScan, time_base: str, avg_rate: str, r_rate: str) -> dict[str, Any]:
@@ -371,13 +422,15 @@ def summarise(name: str, info: dict[str, Any], scan: PacketScan, first_frame: di
     if not re.fullmatch(r"[1-9]\d*/[1-9]\d*", t["frame_rate"]):
         raise TaskError(f"source {name} has no frame rate: remux it with an explicit rate (ffmpeg -r)")
     audio = audio_plan(choose_audio(streams, request.audio_stream, name), request.audio, request.container)
-    chunks = chunk_plan(scan, request.chunks, t["time_base"], name) if request.chunks > 1 else \
-        [{"first_frame": 0, "frames": len(scan.pts), "start_us": 0}]
+    fmt = info.get("format") or {}
+    start = float(fmt.get("start_time") or 0.0)
+    chunks = chunk_plan(scan, request.chunks, t["time_base"], name, start_time=start,
+                        seekable="mpegts" not in str(fmt.get("format_name"))) if request.chunks > 1 else \
+        [{"mode": "single", "first_frame": 0, "frames": len(scan.pts), "start_us": 0}]
     frame_colour = colour(first_frame)
     stream_colour = colour(v)
     merged_colour = {k: stream_colour[k] or frame_colour[k] for k in COLOUR_KEYS}
     hdr = hdr_metadata([*(first_frame.get("side_data_list") or []), *(v.get("side_data_list") or [])])
-    fmt = info.get("format") or {}
     tb = Fraction(t["time_base"])
     span = (scan.pts[-1] - scan.pts[0] + (scan.durations[-1] if scan.durations else 0)) * tb
     duration = float(v.get("duration") or fmt.get("duration") or span)

@@ -35,6 +35,7 @@ from typing import Any
 # The probe (metadata and one demux pass) and the choice of decoder (NVDEC or CPU), beside this script in the image.
 import hevc_decode
 import hevc_probe
+import hevc_vmaf
 
 # task_common.py (containers/shared/, beside this script in the image): the name rule declared as ``pattern`` in
 # the workflow's and the tasks' parameter_meta, TaskError and the one-ERROR-line main.
@@ -285,7 +286,8 @@ def probe(settings_file: Path, name_file: Path, streams_file: Path, source: str,
     values_out = {"width": video["width"], "height": video["height"], "frames": video["packets"],
                   "frame_rate": video["frame_rate"], "duration_s": summary["duration_s"],
                   "has_audio": str(bool(summary["audio"])).lower(), "name": output_name,
-                  "decode": plan.method, "verification": summary["verify"]}
+                  "decode": plan.method, "verification": summary["verify"],
+                  "chunk_mode": summary["chunks"][0]["mode"], "chunk_count": len(summary["chunks"])}
     for key, value in values_out.items():
         write_atomic(out_dir / f"{key}.txt", f"{value}\n")
     write_atomic(out_dir / "source_info.json", json.dumps(summary, indent=2) + "\n")
@@ -390,6 +392,18 @@ class EncodeJob:
     cpu: int
     info: dict[str, Any]
     max_damaged_frames: int = 0
+    chunk: int | None = None      # a "seek" chunk of the probe's plan: this job encodes only its frames
+
+    @property
+    def seek_chunk(self) -> dict[str, Any] | None:
+        """The plan entry of a seek-mode chunk (the whole source is the input), or None."""
+        if self.chunk is None:
+            return None
+        plan = list(self.info.get("chunks") or [])
+        if not 0 <= self.chunk < len(plan) or plan[self.chunk].get("mode") != "seek":
+            raise TaskError(f"chunk {self.chunk} is not a seek chunk of the probe's plan ({len(plan)} chunks): pass "
+                            "the probe's info and an index below chunk_count")
+        return dict(plan[self.chunk])
 
     @property
     def output(self) -> str:
@@ -406,7 +420,8 @@ class EncodeJob:
 
 
 def encode_job(values: dict[str, Any], *, info: dict[str, Any], quality: int, bitrate_kbps: int, keyint: list[int],
-               width: int, height: int, cpu: int, max_damaged_frames: int = 0) -> EncodeJob:
+               width: int, height: int, cpu: int, max_damaged_frames: int = 0, chunk: list[int] | None = None
+               ) -> EncodeJob:
     """The job from the task's settings file. The output name (a file name here) and the frame rate (from the probe)
     are checked; the choices were checked by probe_source."""
     if not isinstance(keyint, list) or len(keyint) > 1 or not all(isinstance(k, int) for k in keyint):
@@ -414,13 +429,21 @@ def encode_job(values: dict[str, Any], *, info: dict[str, Any], quality: int, bi
     if not isinstance(info, dict) or not isinstance(info.get("video"), dict):
         raise TaskError("the task's source_info file is not the probe's JSON report: pass probe_source.info")
     checked = check_settings(values, ["output_name", "frame_rate"])
-    return EncodeJob(output_name=checked["output_name"], encoder=pick(values, "encoder"),
+    chunk = chunk or []
+    if not isinstance(chunk, list) or len(chunk) > 1 or not all(isinstance(k, int) and k >= 0 for k in chunk):
+        raise TaskError("the task's chunk file does not hold [] or [a chunk index]")
+    job = EncodeJob(output_name=checked["output_name"], encoder=pick(values, "encoder"),
                      preset=str(values.get("preset", "")),
                      profile=pick(values, "profile"), rate_control=pick(values, "rate_control"),
                      intermediate=pick(values, "intermediate"), audio=pick(values, "audio"),
                      container=pick(values, "container"), quality=quality,
                      bitrate_kbps=bitrate_kbps, keyint=keyint[0] if keyint else None, width=width, height=height,
-                     frame_rate=checked["frame_rate"], cpu=cpu, info=info, max_damaged_frames=max_damaged_frames)
+                     frame_rate=checked["frame_rate"], cpu=cpu, info=info, max_damaged_frames=max_damaged_frames,
+                     chunk=chunk[0] if chunk else None)
+    if job.seek_chunk is not None and job.intermediate != "none":
+        raise TaskError("a seek chunk decodes from its keyframe and keeps its frames by timestamp: it needs "
+                        "intermediate none")
+    return job
 
 
 def rate_args(job: EncodeJob) -> list[str]:
@@ -508,11 +531,18 @@ def audio_args(plan: list[dict[str, Any]], input_index: int) -> list[str]:
     args: list[str] = []
     for k, entry in enumerate(plan):
         args += ["-map", f"{input_index}:{int(entry['index'])}"]
-        if entry["action"] == "copy":
-            args += [f"-c:a:{k}", "copy"]
-        else:
-            args += [f"-c:a:{k}", "aac", f"-b:a:{k}", f"{int(entry['kbps'])}k"]
+        args += aac_args(entry, k)
     return args
+
+
+def aac_args(entry: dict[str, Any], k: int) -> list[str]:
+    """Output audio stream ``k``: copied, or AAC at the plan's bitrate in the source's layout (or the equivalent one
+    AAC can signal: hevc_probe.AAC_EQUIVALENT)."""
+    if entry["action"] == "copy":
+        return [f"-c:a:{k}", "copy"]
+    layout = entry.get("aac_layout")
+    relabel = [f"-filter:a:{k}", f"aformat=channel_layouts={layout}"] if isinstance(layout, str) else []
+    return [f"-c:a:{k}", "aac", f"-b:a:{k}", f"{int(entry['kbps'])}k", *relabel]
 
 
 def muxing(partial: str) -> list[str]:
@@ -532,9 +562,20 @@ def encode_steps(job: EncodeJob, source: str, partial: str) -> list[tuple[str, l
     encoding = f"encoding with {job.encoder}"
     if job.intermediate == "none":
         decode = job.decode
-        vf = hevc_decode.video_filter(decode, PROFILES[job.profile].nvenc_pix_fmt) \
+        gpu = hevc_decode.video_filter(decode, PROFILES[job.profile].nvenc_pix_fmt) \
             if job.encoder == "hevc_nvenc" else None
-        return [(encoding, [*hevc_decode.input_args(decode), "-i", source, "-map", video,
+        chunk = job.seek_chunk
+        seek: list[str] = []
+        filters = [gpu] if gpu else []
+        if chunk is not None:
+            # Decode from the keyframe before the chunk, keep exactly its frames by source timestamp (-copyts), and
+            # start the chunk at 0; trim and setpts pass GPU frames through untouched.
+            seek = ["-copyts", "-ss", str(chunk["seek_s"])]
+            end = f":end_pts={int(chunk['pts_end'])}" if chunk.get("pts_end") is not None else ""
+            filters.insert(0, f"trim=start_pts={int(chunk['pts_start'])}{end},setpts=PTS-STARTPTS")
+            plan = []
+        vf = ",".join(filters)
+        return [(encoding, [*seek, *hevc_decode.input_args(decode), "-i", source, "-map", video,
                             *(["-vf", vf] if vf else []), *video_args(job), *TIMING, *audio_args(plan, 0),
                             *muxing(partial)])]
     pix = PROFILES[job.profile].pix_fmt
@@ -591,7 +632,40 @@ def check_damage(found: dict[str, int], allowed: int, name: str) -> None:
                         f"{found['damaged_frames']} to accept them")
 
 
-def encode(job: EncodeJob, source: str, work: Path) -> dict[str, Any]:
+#: A chunk job's own quality measurement: every frame of the chunk (full), its first frames (sampled: one
+#: segment per chunk, evenly spread over the video as the chunks are), or none.
+CHUNK_SAMPLE_FRAMES = 8
+
+
+def chunk_quality(job: EncodeJob, source: str, video: Path, mode: str, work: Path) -> dict[str, Any]:
+    """PSNR/SSIM of a chunk's encoded frames against the source frames it was made from (the segment, or for a
+    seek chunk the source read from the same keyframe and trimmed the same way), measured by the chunk's job so
+    that verification of a chunked encode runs in parallel; the decoder's damage lines of the encoded chunk too."""
+    if mode not in ("full", "sampled"):
+        return {"mode": "off", "frames": 0}
+    chunk = job.seek_chunk
+    seek: list[str] = []
+    source_filter, index = "", 0
+    if chunk is not None:
+        seek = ["-copyts", "-ss", str(chunk["seek_s"])]
+        end = f":end_pts={int(chunk['pts_end'])}" if chunk.get("pts_end") is not None else ""
+        source_filter = f"trim=start_pts={int(chunk['pts_start'])}{end},setpts=PTS-STARTPTS,"
+        index = int(job.video.get("index", 0))
+    frames = CHUNK_SAMPLE_FRAMES if mode == "sampled" else None
+    graph, maps = metrics_graph(job.profile, index, frames, "_chunk", source_filter)
+    proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "level+warning", "-threads",
+                           str(job.cpu), "-i", str(video), *seek, "-i", source, "-filter_complex", graph, *maps],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace", check=False,
+                          cwd=work)
+    if proc.returncode != 0:
+        raise TaskError(f"measuring the chunk against its source failed: {failure_line(proc.stderr)}")
+    psnr = per_frame(work / "psnr_chunk.log", "psnr_avg")
+    ssim = per_frame(work / "ssim_chunk.log", "All")
+    return {"mode": mode, "chunk": job.output_name, "frames": len(psnr), "psnr": psnr, "ssim": ssim,
+            "decode_errors": decoder_errors(proc.stderr)[:5]}
+
+
+def encode(job: EncodeJob, source: str, work: Path, quality_mode: str = "off") -> dict[str, Any]:
     """The encode task: ffmpeg writes a temporary name; the output gets its real name only once it holds every
     decoded frame and the source's damage (if any) is within what the run accepts."""
     out, partial = work / job.output, work / f"partial.{job.output}"
@@ -614,12 +688,22 @@ def encode(job: EncodeJob, source: str, work: Path) -> dict[str, Any]:
         (work / RAW_YUV).unlink(missing_ok=True)
     end = time.time()
     found = damage(log.read_text(errors="replace"), int(job.video.get("index", 0)))
+    if job.seek_chunk is not None:
+        # A seek chunk reads from its keyframe past its last frame, and the decoder skips the leading pictures of
+        # that keyframe: packets read minus frames decoded is no loss here (the planned frame count is checked).
+        found["lost_frames"] = 0
+        found["damaged_frames"] = found["corrupt_frames"]
     frames = ffprobe_count(str(partial), "nb_read_packets")
     if frames == 0:
         raise TaskError(f"the encoder wrote no frames to {job.output}")
     try:
         check_damage(found, job.max_damaged_frames, shown(os.path.basename(source)))
-        if found["frames_decoded"] and frames != found["frames_decoded"]:
+        chunk = job.seek_chunk
+        if chunk is not None and frames != int(chunk["frames"]):
+            raise TaskError(f"chunk {job.chunk} holds {frames} frames, not its planned {chunk['frames']} (frames "
+                            f"{chunk['first_frame']} on): the seek did not land before its first frame; encode with "
+                            "chunks = 1 and report this with ffmpeg.log")
+        if chunk is None and found["frames_decoded"] and frames != found["frames_decoded"]:
             raise TaskError(f"the encoder wrote {frames} frames for the {found['frames_decoded']} decoded: "
                             "report this with ffmpeg.log")
     except TaskError:
@@ -633,6 +717,7 @@ def encode(job: EncodeJob, source: str, work: Path) -> dict[str, Any]:
     stats["warnings"] = [warning] if warning else []
     write_atomic(work / "frames.txt", f"{frames}\n")
     write_atomic(work / "encode_stats.json", json.dumps(stats, indent=2) + "\n")
+    write_atomic(work / "quality.json", json.dumps(chunk_quality(job, source, out, quality_mode, work)) + "\n")
     return stats
 
 
@@ -713,16 +798,16 @@ def concat_list(paths: Iterable[str], starts_us: Sequence[int] | None = None) ->
     return "".join(lines)
 
 
-def concat_args(listing: str, audio_file: str | None, plan: list[dict[str, Any]], partial: str) -> list[str]:
-    """Join the chunks listed in ``listing`` (stream copy) and add the audio file's streams (split_source kept them
-    in the plan's order) copied or transcoded as the plan says."""
+def concat_args(listing: str, audio_file: str | None, plan: list[dict[str, Any]], partial: str,
+                from_source: bool = False) -> list[str]:
+    """Join the chunks listed in ``listing`` (stream copy) and add the audio streams copied or transcoded as the
+    plan says: from the file split_source wrote (its streams in the plan's order) or, for seek chunks, from the
+    source itself (``from_source``: the streams' own indices)."""
     extra: list[str] = []
     if audio_file is not None and plan:
         extra = ["-i", audio_file]
         for k, entry in enumerate(plan):
-            extra += ["-map", f"1:{k}"]
-            extra += [f"-c:a:{k}", "copy"] if entry["action"] == "copy" else \
-                [f"-c:a:{k}", "aac", f"-b:a:{k}", f"{int(entry['kbps'])}k"]
+            extra += ["-map", f"1:{int(entry['index']) if from_source else k}", *aac_args(entry, k)]
     return ["-f", "concat", "-safe", "0", "-i", listing, *extra, "-map", "0:v", "-c:v", "copy", *muxing(partial)]
 
 
@@ -738,8 +823,9 @@ def concat(chunks: Sequence[str], audio_track: Sequence[str], *, output_name: st
                         "(a path with a line break counts twice)")
     planned = list((info or {}).get("chunks") or [])
     write_atomic(work / "concat.txt", concat_list(chunks, [int(c["start_us"]) for c in planned] if planned else None))
+    seek = any(c.get("mode") == "seek" for c in planned)
     run_quiet("joining the encoded chunks", concat_args("concat.txt", audio_track[0] if audio_track else None, plan,
-                                                        partial.name), work / "concat.log")
+                                                        partial.name, from_source=seek), work / "concat.log")
     frames = ffprobe_count(str(partial), "nb_read_packets")
     if frames != expected_frames:
         raise TaskError(f"the joined video has {frames} frames, not the source's {expected_frames}")
@@ -795,28 +881,17 @@ def sample_starts(frames: int, segments: int = SAMPLE_SEGMENTS, length: int = SA
     return sorted({round(k * last / (segments - 1)) for k in range(segments)})
 
 
-def metrics_graph(profile: str, vmaf: bool, cpu: int, source_index: int = 0, frames: int | None = None,
-                  tag: str = "") -> tuple[str, list[str]]:
+def metrics_graph(profile: str, source_index: int = 0, frames: int | None = None, tag: str = "",
+                  source_filter: str = "") -> tuple[str, list[str]]:
     """ffmpeg's filter graph comparing input 0 (video) with input 1's stream ``source_index`` (source) in the
-    profile's pixel format, and the outputs to map. Frames pair by index, not timestamp: both streams get pts = frame
-    number in one time base. ``frames``: compare only the first so many (a sampled segment)."""
+    profile's pixel format (PSNR and SSIM), and the outputs to map. Frames pair by index, not timestamp: both
+    streams get pts = frame number in one time base. ``frames``: compare only the first so many (a sampled segment).
+    ``source_filter``: filters applied to the source first (a seek chunk's trim). VMAF runs apart (hevc_vmaf)."""
     trim = f"trim=end_frame={frames}," if frames else ""
     prep = f"{trim}format={PROFILES[profile].pix_fmt},settb=1/1000,setpts=N"
-    graph = (f"[0:v:0]{prep},split=3[d1][d2][d3];[1:{source_index}]{prep},split=3[r1][r2][r3];"
+    graph = (f"[0:v:0]{prep},split=2[d1][d2];[1:{source_index}]{source_filter}{prep},split=2[r1][r2];"
              f"[d1][r1]psnr=stats_file=psnr{tag}.log[p];[d2][r2]ssim=stats_file=ssim{tag}.log[s]")
-    maps = ["-map", "[p]", "-f", "null", "-", "-map", "[s]", "-f", "null", "-"]
-    if vmaf:
-        graph += f";[d3][r3]libvmaf=log_fmt=json:log_path=vmaf{tag}.json:n_threads={cpu}[m]"
-        maps += ["-map", "[m]", "-f", "null", "-"]
-    else:
-        graph += ";[d3]nullsink;[r3]nullsink"
-    return graph, maps
-
-
-def has_vmaf() -> bool:
-    proc = subprocess.run(["ffmpeg", "-hide_banner", "-filters"], capture_output=True, text=True, errors="replace",
-                          check=False)
-    return re.search(r"\blibvmaf\b", proc.stdout) is not None
+    return graph, ["-map", "[p]", "-f", "null", "-", "-map", "[s]", "-f", "null", "-"]
 
 
 def seek_time(times: list[Fraction], index: int) -> str:
@@ -827,8 +902,24 @@ def seek_time(times: list[Fraction], index: int) -> str:
     return f"{float(t):.6f}"
 
 
+def use_chunk_quality(paths: Sequence[str], work: Path) -> None:
+    """A chunked run's quality, measured by its chunk jobs (chunk_quality): their per-frame values, in chunk order,
+    become the logs build_report reads, and their decoders' damage lines the decode errors."""
+    reports = [read_json(Path(p), "chunk quality") for p in paths]
+    reports.sort(key=lambda r: str(r.get("chunk", "")))
+    errors: list[str] = []
+    for k, report in enumerate(reports):
+        write_atomic(work / f"psnr_{k:05d}.log", "".join(f"n:{i + 1} psnr_avg:{v}\n"
+                                                         for i, v in enumerate(report.get("psnr") or [])))
+        write_atomic(work / f"ssim_{k:05d}.log", "".join(f"n:{i + 1} All:{v}\n"
+                                                         for i, v in enumerate(report.get("ssim") or [])))
+        errors += [str(e) for e in report.get("decode_errors") or []]
+    write_atomic(work / "decode_errors.log", "".join(f"{e}\n" for e in errors))
+    write_atomic(work / "metrics.log", "")
+
+
 def measure(video: str, source: str, *, info: dict[str, Any], profile: str, mode: str, vmaf: bool, cpu: int,
-            work: Path) -> bool:
+            work: Path, chunk_quality: Sequence[str] = ()) -> bool:
     """The verify task's tool runs: ffprobe facts, first frame (colour, HDR) and packets of the video and the
     source's packets (demux only), then the comparison with the source: every frame (full), evenly spread segments
     (sampled) or none (off). Writes the files build_report reads; returns whether VMAF was computed."""
@@ -853,13 +944,18 @@ def measure(video: str, source: str, *, info: dict[str, Any], profile: str, mode
     write_atomic(work / "timestamps.json", json.dumps({k: [str(t) for t in v] for k, v in times.items()}) + "\n")
     for stale in work.glob("psnr*.log"):
         stale.unlink()
-    for stale in work.glob("ssim*.log"):
+    for stale in [*work.glob("ssim*.log"), *work.glob("vmaf*.json")]:
         stale.unlink()
-    with_vmaf = vmaf and has_vmaf() and mode != "off"
+    # VMAF: the image's second ffmpeg (hevc_vmaf: Debian's has no libvmaf); not for a chunked run's quality, which
+    # the chunk jobs measured (PSNR/SSIM).
+    with_vmaf = vmaf and mode != "off" and not chunk_quality and hevc_vmaf.available()
     errors = work / "decode_errors.log"
     errors.write_bytes(b"")
     if mode == "off":
         write_atomic(work / "metrics.log", "")
+        return False
+    if chunk_quality:
+        use_chunk_quality(chunk_quality, work)
         return False
     if mode == "full":
         proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "level+warning", "-threads", str(cpu),
@@ -869,9 +965,11 @@ def measure(video: str, source: str, *, info: dict[str, Any], profile: str, mode
         segments: list[tuple[int, int | None]] = [(0, None)]
     else:
         segments = [(start, SAMPLE_FRAMES) for start in sample_starts(len(times["video"]))]
+    model = hevc_vmaf.model_for(int(src.get("width", 0)), int(src.get("height", 0)))
     with (work / "metrics.log").open("wb") as fh:
         for k, (start, length) in enumerate(segments):
-            graph, maps = metrics_graph(profile, with_vmaf, cpu, index, length, f"_{k:03d}" if length else "")
+            tag = f"_{k:03d}" if length else ""
+            graph, maps = metrics_graph(profile, index, length, tag)
             at = seek_time(times["video"], start) if length else "0"
             seek: list[str] = ["-ss", at] if length else []
             status = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-threads", str(cpu), *seek, "-i", video,
@@ -880,6 +978,13 @@ def measure(video: str, source: str, *, info: dict[str, Any], profile: str, mode
             if status != 0:
                 raise TaskError("comparing the video with the source failed: "
                                 f"{last_line((work / 'metrics.log').read_text(errors='replace'))}")
+            if with_vmaf:
+                argv = hevc_vmaf.vmaf_args(video, source, ref_stream=index, pix_fmt=PROFILES[profile].pix_fmt,
+                                           threads=cpu, log_path=f"vmaf{tag}.json", model=model, frames=length,
+                                           seek=at if length else None)
+                if subprocess.run(argv, stdin=subprocess.DEVNULL, stderr=fh, cwd=work, check=False).returncode:
+                    raise TaskError("computing VMAF failed: "
+                                    f"{last_line((work / 'metrics.log').read_text(errors='replace'))}")
     return with_vmaf
 
 
@@ -931,7 +1036,7 @@ def colour_matches(source: dict[str, Any], output: dict[str, Any]) -> bool:
 
 def build_report(work: Path, *, expected_frames: int, width: int, height: int, profile: str, has_vmaf: bool,
                  vmaf_requested: bool, min_psnr: float, info: dict[str, Any] | None = None, mode: str = "full",
-                 hdr_exempt: str | None = None) -> dict[str, Any]:
+                 hdr_exempt: str | None = None, measured_by: str = "verify") -> dict[str, Any]:
     """The verification report from the files the verify task's ffprobe/ffmpeg runs wrote into ``work``."""
     src = dict((info or {}).get("video") or {})
     expected = {"frames": expected_frames, "width": width, "height": height, "profile": PROFILES[profile].name,
@@ -945,20 +1050,22 @@ def build_report(work: Path, *, expected_frames: int, width: int, height: int, p
     psnr_frames, ssim_frames = frame_metrics(work)
     psnr: dict[str, float] = {}
     ssim: dict[str, float] = {}
-    if mode == "full":
+    if mode == "full" and "PSNR y:" in log:
         m = re.search(r"PSNR y:(\S+) u:(\S+) v:(\S+) average:(\S+) min:(\S+) max:(\S+)", log)
         psnr = {k: float(x) for k, x in zip(("y", "u", "v", "average", "min", "max"), m.groups(), strict=True)} \
             if m else {}
         m = re.search(r"SSIM Y:(\S+) \(\S+\) U:(\S+) \(\S+\) V:(\S+) \(\S+\) All:(\S+)", log)
         ssim = {k: float(x) for k, x in zip(("y", "u", "v", "all"), m.groups(), strict=True)} if m else {}
-    elif mode == "sampled" and psnr_frames:
+    elif mode in ("full", "sampled") and psnr_frames:
         finite = [v for v in psnr_frames if math.isfinite(v)] or [100.0]
         psnr = {"average": sum(finite) / len(finite), "min": min(psnr_frames), "max": max(psnr_frames)}
         ssim = {"all": sum(ssim_frames) / len(ssim_frames)} if ssim_frames else {}
-    vmaf = None
+    vmaf: dict[str, Any] | None = None
     if has_vmaf:
-        pooled = json.loads((work / "vmaf.json").read_text()).get("pooled_metrics", {}).get("vmaf", {})
-        vmaf = {"mean": pooled.get("mean"), "min": pooled.get("min")}
+        scores = [v for path in sorted(work.glob("vmaf*.json"))
+                  for v in hevc_vmaf.frame_scores(json.loads(path.read_text()))]
+        if scores:
+            vmaf = {**hevc_vmaf.pool(scores), "model": hevc_vmaf.model_for(width, height)}
     checks: dict[str, bool] = {
         "decodes": not decode_errors and frames > 0,
         "codec_hevc": stream.get("codec_name") == "hevc",
@@ -985,10 +1092,16 @@ def build_report(work: Path, *, expected_frames: int, width: int, height: int, p
     if not math.isnan(min_psnr) and mode != "off":
         checks["min_psnr"] = bool(psnr) and psnr["average"] >= min_psnr
     fmt = probe_info.get("format", {})
+    warnings = [hdr_exempt] if hdr_exempt else []
+    if int(src.get("corrupt_packets") or 0) > 0:
+        warnings.append(f"the source had {src['corrupt_packets']} corrupt video packets, accepted by "
+                        "max_damaged_frames: the output carries what could be decoded")
     return {
         "passed": all(checks.values()),
+        "warnings": warnings,
         "checks": checks,
         "mode": mode,
+        "measured_by": measured_by,
         "video": {"codec": stream.get("codec_name"), "profile": stream.get("profile"),
                   "pix_fmt": stream.get("pix_fmt"), "width": stream.get("width"),
                   "height": stream.get("height"), "frames": frames,
@@ -1003,8 +1116,11 @@ def build_report(work: Path, *, expected_frames: int, width: int, height: int, p
         "ssim": ssim,
         "ssim_frame_min": min(ssim_frames) if ssim_frames else None,
         "vmaf": vmaf,
-        "vmaf_note": None if has_vmaf else "not computed: this ffmpeg build has no libvmaf filter"
-        if vmaf_requested else "not requested",
+        "vmaf_note": None if has_vmaf else ("not computed: this image has no VMAF ffmpeg" if vmaf_requested and
+                                            mode != "off" and measured_by == "verify" else
+                                            "not computed: a chunked run's quality is measured by its chunk jobs "
+                                            "(PSNR/SSIM)" if vmaf_requested and measured_by != "verify" else
+                                            "not computed: verify_mode off" if vmaf_requested else "not requested"),
         "compared_in": profile,
     }
 
@@ -1012,7 +1128,8 @@ def build_report(work: Path, *, expected_frames: int, width: int, height: int, p
 def report_text(report: dict[str, Any]) -> str:
     checks, v, expected = report["checks"], report["video"], report["expected"]
     psnr, ssim, vmaf = report["psnr_db"], report["ssim"], report["vmaf"]
-    lines = [f"verification: {'PASSED' if report['passed'] else 'FAILED'} ({report.get('mode', 'full')})"]
+    by = " per chunk, by the chunk jobs" if report.get("measured_by") == "chunk jobs" else ""
+    lines = [f"verification: {'PASSED' if report['passed'] else 'FAILED'} ({report.get('mode', 'full')}{by})"]
     lines += [f"  {'ok  ' if ok else 'FAIL'} {name}" for name, ok in checks.items()]
     lines.append(f"video: {v['codec']} {v['profile']} {v['pix_fmt']} {v['width']}x{v['height']}, "
                  f"{v['frames']} frames (source {expected['frames']}), {v['bytes']} bytes")
@@ -1030,7 +1147,8 @@ def report_text(report: dict[str, Any]) -> str:
         lines.append(f"SSIM: All {ssim['all']:.5f}; lowest frame {report['ssim_frame_min']:.5f}")
     if report.get("mode") == "off":
         lines.append("PSNR/SSIM: not measured (verify = off)")
-    lines.append(f"VMAF: {vmaf['mean']:.3f} mean, {vmaf['min']:.3f} min" if vmaf else f"VMAF: {report['vmaf_note']}")
+    lines.append(f"VMAF ({vmaf['model']}): {vmaf['mean']:.3f} mean, {vmaf['min']:.3f} min over {vmaf['frames']} frames"
+                 if vmaf else f"VMAF: {report['vmaf_note']}")
     return "\n".join(lines) + "\n"
 
 
@@ -1075,6 +1193,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--source", type=Path, required=True, help="write_lines file: the source's path")
     s.add_argument("--info", type=Path, required=True, help="write_lines file: the probe's source_info.json path")
     s.add_argument("--keyint", type=Path, required=True, help="JSON list: [] (encoder default) or [frames]")
+    s.add_argument("--chunk", type=Path, help="JSON list: [] or [index of a seek chunk of the probe's plan]")
     for number in ("--quality", "--bitrate-kbps", "--width", "--height", "--cpu"):
         s.add_argument(number, type=int, required=True)
     s.add_argument("--max-damaged-frames", type=int, default=0)
@@ -1101,6 +1220,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--vmaf", choices=("true", "false"), required=True)
     s.add_argument("--min-psnr", type=float, default=math.nan)
     s.add_argument("--cpu", type=int, default=4)
+    s.add_argument("--chunk-quality", type=Path,
+                   help="write_lines file: the chunk jobs' quality.json files (chunked runs: they measured)")
     return p
 
 
@@ -1123,8 +1244,13 @@ def _encode(args: argparse.Namespace) -> None:
     (source,) = read_paths(args.source, 1, "the source file's path")
     job = encode_job(read_settings(args.settings), info=read_info(args.info), quality=args.quality,
                      bitrate_kbps=args.bitrate_kbps, keyint=read_json(args.keyint, "keyint"), width=args.width,
-                     height=args.height, cpu=args.cpu, max_damaged_frames=args.max_damaged_frames)
-    print(json.dumps(encode(job, source, Path.cwd())))
+                     height=args.height, cpu=args.cpu, max_damaged_frames=args.max_damaged_frames,
+                     chunk=read_json(args.chunk, "chunk") if args.chunk else None)
+    values = read_settings(args.settings)
+    # A chunk job measures its own quality as the run's verification asks (verify_mode, resolved by the probe; the
+    # workflow gives it to chunk jobs only: a whole encode is measured by the verify task).
+    quality_mode = pick(values, "verify_mode") if "verify_mode" in values else "off"
+    print(json.dumps(encode(job, source, Path.cwd(), quality_mode)))
 
 
 def _split(args: argparse.Namespace) -> None:
@@ -1146,12 +1272,13 @@ def _verify(args: argparse.Namespace) -> None:
     info = read_info(args.info)
     mode = verify_mode(pick(values, "verify_mode"), info["video"])
     work = Path.cwd()
+    chunk_quality = read_lines(args.chunk_quality) if args.chunk_quality else []
     with_vmaf = measure(video, source, info=info, profile=profile, mode=mode, vmaf=args.vmaf == "true", cpu=args.cpu,
-                        work=work)
+                        work=work, chunk_quality=chunk_quality)
     job_hdr = hdr_not_carried_by(encoder, info)
     verify(work, expected_frames=args.expected_frames, width=args.width, height=args.height, profile=profile,
            has_vmaf=with_vmaf, vmaf_requested=args.vmaf == "true", min_psnr=args.min_psnr, info=info, mode=mode,
-           hdr_exempt=job_hdr)
+           hdr_exempt=job_hdr, measured_by="chunk jobs" if chunk_quality and mode != "off" else "verify")
 
 
 COMMANDS: dict[str, Command] = {"probe": _probe, "encode": _encode, "split": _split, "concat": _concat,

@@ -36,7 +36,6 @@ import json
 import math
 import os
 import re
-import subprocess
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -45,12 +44,12 @@ from pathlib import Path
 from typing import Any
 
 # task_common.py (containers/shared/, beside this script in the image): the name rule, TaskError and the
-# one-ERROR-line main.
+# one-ERROR-line main; gmx_data.py: the force-field folder of the image's GROMACS (GMXDATA honoured).
 import task_common
+from gmx_data import gmx_force_field_dir
 from task_common import TaskError, run_main
 from task_values import boolean, items, one, optional, read_text, text_lines
 
-DEFAULT_TOP = Path("/usr/share/gromacs/top")
 LIGAND_HELP = ("ligand parametrisation is out of scope (see docs/gromacs.md: acpype or OpenFF build its topology): "
                "remove it from keep_heterogens")
 #: Seed of the short OpenMM minimisation PDBFixer runs to place added atoms (identical inputs, identical output).
@@ -880,6 +879,22 @@ def polymer_sequence(st: Any, ch: Any, gemmi: Any) -> list[str]:
 
 # --- fixing (PDBFixer) ------------------------------------------------------------------------------------------
 
+#: A residue of the report: chain, number, insertion code, name.
+ResidueKey = tuple[str, str, str, str]
+
+
+def atoms_by_residue(found: Iterable[tuple[ResidueKey, Sequence[str]]]) -> list[dict[str, Any]]:
+    """The atoms added, one report entry per residue (PDBFixer lists a residue's missing heavy atoms and its missing
+    terminal OXT apart): residues in the order first met, each with its atom names in the order first met, once."""
+    merged: dict[ResidueKey, list[str]] = {}
+    for key, atoms in found:
+        names = merged.setdefault(key, [])
+        for atom in atoms:
+            if atom not in names:
+                names.append(atom)
+    return [{"residue": name, "chain": chain, "number": number, "atoms": atoms}
+            for (chain, number, _icode, name), atoms in merged.items()]
+
 
 def fix(chains: list[Chain], replace: bool, add_atoms: bool, add_loops: bool, report: Report) -> list[Chain]:
     """PDBFixer on the selected chains: nonstandard residues replaced, missing heavy atoms (always those of the
@@ -919,19 +934,24 @@ def fix(chains: list[Chain], replace: bool, add_atoms: bool, add_loops: bool, re
             replaced.add((res.chain.index, res.index))
         fixer.replaceNonstandardResidues()
     fixer.findMissingAtoms()
+    added: list[tuple[ResidueKey, list[str]]] = []
+
+    def key(res: Any) -> ResidueKey:
+        return (res.chain.id, res.id, (res.insertionCode or "").strip(), res.name)
+
     for res, atoms in list(fixer.missingAtoms.items()):
-        entry = {"residue": res.name, "chain": res.chain.id, "number": res.id, "atoms": [a.name for a in atoms]}
         if add_atoms or (res.chain.index, res.index) in replaced:
-            report.atoms_added.append(entry)
+            added.append((key(res), [a.name for a in atoms]))
         else:
-            report.missing_atoms_not_added.append(entry)
+            report.missing_atoms_not_added.append({"residue": res.name, "chain": res.chain.id, "number": res.id,
+                                                   "atoms": [a.name for a in atoms]})
             del fixer.missingAtoms[res]
     for res, names in list(fixer.missingTerminals.items()):
         if add_atoms:
-            report.atoms_added.append({"residue": res.name, "chain": res.chain.id, "number": res.id,
-                                       "atoms": list(names)})
+            added.append((key(res), list(names)))  # a terminal OXT: its residue may already have an entry
         else:
             del fixer.missingTerminals[res]
+    report.atoms_added = atoms_by_residue(added)
     if fixer.missingAtoms or fixer.missingTerminals or fixer.missingResidues:
         fixer.addMissingAtoms(seed=FIXER_SEED)
     return from_openmm(fixer.topology, fixer.positions, chains)
@@ -1055,19 +1075,6 @@ def report_text(data: dict[str, Any]) -> str:
 
 
 # --- the command ------------------------------------------------------------------------------------------------
-
-
-def gmx_force_field_dir() -> Path:
-    """GMXDATA/top, else share/gromacs/top under the "Data prefix" of ``gmx --version``, else /usr/share/...."""
-    if os.environ.get("GMXDATA"):
-        return Path(os.environ["GMXDATA"]) / "top"
-    try:
-        text = subprocess.run(["gmx", "--version"], capture_output=True, text=True, check=False,
-                              env={**os.environ, "LC_ALL": "C"}).stdout
-    except OSError:
-        return DEFAULT_TOP
-    prefix = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Data prefix")), "")
-    return Path(prefix) / "share" / "gromacs" / "top" if prefix else DEFAULT_TOP
 
 
 def write_atomically(outputs: dict[str, str]) -> None:

@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 # task_common.py (containers/shared/, beside this script in the image): the name rule, TaskError and the
-# one-ERROR-line main.
+# one-ERROR-line main; gmx_data.py: ``gmx --version`` and the force-field folder (GMXDATA honoured), shared
+# with prepare-structure.
 import gmx_simd
 import task_common
+from gmx_data import force_field_dir, gmx_version
 from task_common import Command, TaskError, run_main
 from task_values import boolean, one, optional, read_text, text_lines
 
@@ -267,18 +269,6 @@ def gmx_or_fail(what: str, args: Sequence[str], log: Path, stdin: str = "") -> N
         raise TaskError(f"{what} failed: {fatal_error(read_text(log))}")
 
 
-def gmx_version() -> str:
-    """The output of ``gmx --version``."""
-    return subprocess.run(["gmx", "--version"], capture_output=True, text=True, env=ENV, check=False).stdout
-
-
-def force_field_dir(version_text: str) -> Path:
-    """The force-field folder (share/gromacs/top) under the "Data prefix" of ``gmx --version`` (default /usr)."""
-    prefix = next((line.split(":", 1)[1].strip() for line in version_text.splitlines()
-                   if line.startswith("Data prefix")), "")
-    return Path(prefix or "/usr") / "share" / "gromacs" / "top"
-
-
 def gpu_support(version_text: str) -> bool:
     """False when ``gmx --version`` says "GPU support: disabled"."""
     return not re.search(r"^GPU support: +disabled", version_text, re.M)
@@ -406,7 +396,7 @@ def prepare_system(a: argparse.Namespace) -> None:
     box = check_choice("box_type", one("box_type", a.box_type), BOX_TYPES)
     ff, water, given = values(a, "force_field", "water_model", "structure").values()
     structure = Path(given)
-    ff_dir = force_field_dir(gmx_version())
+    ff_dir = force_field_dir(gmx_version())  # no gmx to start: the OSError is the one ERROR line
     check_force_field(ff_dir, ff, water)
     logs = Path("logs")
     logs.mkdir(exist_ok=True)

@@ -213,7 +213,7 @@ def build(image: Image, *, base: str | None = None, force: bool = False) -> str:
                         "and review the packages it lists")
     base = base or ensure_base_image()
     log.info("building %s (base %s)", local, base)
-    cmd = podman() + ["build", "--network", "host", *build_args(base),
+    cmd = podman() + ["build", "--network", "host", *build_args(base), *host_ca_secret(),
                       "--label", f"org.opencontainers.image.revision={image.tag}", "-t", local]
     with build_context(image) as context:
         try:
@@ -224,6 +224,19 @@ def build(image: Image, *, base: str | None = None, force: bool = False) -> str:
                      image.name, LOCK_FILE)
             run_build(cmd + ["--no-cache", str(context)], image)
     return local
+
+
+#: The build host's CA bundle, given to builds as the secret ``host-ca``: a RUN step that downloads over TLS (the
+#: ffmpeg image's pip stage) trusts what this host trusts, e.g. a proxy's re-signing CA. A secret is mounted only
+#: while its RUN step runs: it is in neither the image nor its content-hash tag; the download's hash pin, not TLS,
+#: fixes the bytes.
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def host_ca_secret(bundle: Path = HOST_CA_BUNDLE) -> list[str]:
+    """``podman build`` options that hand the host's CA bundle to the build as the secret ``host-ca`` (none when the
+    host has no bundle there)."""
+    return ["--secret", f"id=host-ca,src={bundle}"] if bundle.is_file() else []
 
 
 def build_args(base: str | None) -> list[str]:

@@ -83,13 +83,18 @@ def publish(flow: Workflow, inputs: dict[str, Any], run_dir: Path, outputs: dict
 __all__ = ["RESULT_FOLDER_INPUTS", "folder_name", "publish"]
 
 
+#: The outputs whose JSON may carry a ``warnings`` list.
+WARNING_REPORTS = frozenset({"summary", "report_json"})
+
+
 def run_warnings(outputs: dict[str, Any]) -> list[str]:
-    """The warnings a run's JSON summaries carry (an output named ``summary`` whose ``warnings`` list is not empty,
-    e.g. GROMACS's energy minimisation allowed to go on unconverged): what the CLI repeats in its final message, so
-    that a result that went on despite a problem is never reported as clean."""
+    """The warnings a run's JSON reports carry (an output named ``summary`` or ``report_json`` whose ``warnings`` list
+    is not empty, e.g. GROMACS's energy minimisation allowed to go on unconverged, HDR10 metadata hevc_nvenc could not
+    carry): what the CLI repeats in its final message, so that a result that went on despite a problem is never
+    reported as clean."""
     found: list[str] = []
     for key, value in sorted(outputs.items()):
-        if key.rpartition(".")[2] != "summary" or not isinstance(value, str) or not value.endswith(".json"):
+        if key.rpartition(".")[2] not in WARNING_REPORTS or not isinstance(value, str) or not value.endswith(".json"):
             continue
         try:
             data = json.loads(Path(value).read_text())

@@ -16,6 +16,8 @@ task probe_source {
             has_audio: "Whether audio is kept (the source has audio and audio is not none)",
             info: "JSON summary of the source: the chosen video stream (codec, pixel format, bit depth, chroma, size, time base, frame rate, variable frame rate, packets, keyframes, colour tags, HDR10 metadata), the audio plan, the decoder choice and the verify mode",
             decode: "Where the encode decodes the source: nvdec (GPU) or cpu",
+            chunk_mode: "single (chunks 1), segments (cut at closed keyframes) or seek (each chunk job decodes the source from the keyframe before its first frame)",
+            chunk_count: "Number of chunks planned",
             verification: "The verification that runs: full, sampled or off (auto resolved)",
             name: "Output base name: output_name when given, else the source's file name without extension made safe (letters, digits, . _ - only, at most 64) plus .hevc"
         }
@@ -61,7 +63,7 @@ task probe_source {
         Int? video_stream
         Int? audio_stream
         Int max_damaged_frames = 0
-        String docker_image = "batchpipes/ffmpeg:fc3adcb71096"
+        String docker_image = "batchpipes/ffmpeg:c99f27494b84"
         Int max_retries = 0
         Int batch_retries = 2
     }
@@ -89,6 +91,8 @@ task probe_source {
         String name = read_string("name.txt")
         String decode = read_string("decode.txt")
         String verification = read_string("verification.txt")
+        String chunk_mode = read_string("chunk_mode.txt")
+        Int chunk_count = read_int("chunk_count.txt")
     }
 
     runtime {
@@ -107,13 +111,15 @@ task encode {
         outputs: {
             video: "HEVC video, MP4 or MOV",
             frames: "Frames decoded from the source and encoded",
+            quality_report: "A chunk job's PSNR/SSIM of its frames against the source's (verify_mode full: every frame; sampled: its first 8; otherwise none), read by verify",
             stats: "JSON: frames encoded, wall seconds of decode+encode, frames per second, settings, decoder, source damage, warnings"
         }
     }
 
     parameter_meta {
         source: "Source video, or one keyframe-aligned segment of it"
-        info: "The probe's source_info.json (video stream, colour, HDR10 metadata, audio plan, decoder)"
+        info: "The probe's source_info.json (video stream, colour, HDR10 metadata, audio plan, decoder, chunk plan)"
+        chunk: "Index of a seek chunk of the probe's plan: encode only its frames, decoding the whole source from the keyframe before them"
         output_name: {
             description: "Output file name without extension",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -129,6 +135,7 @@ task encode {
         audio: "auto, copy, aac or none: what happens to the source's audio streams (the plan is in info)"
         container: "mp4 or mov"
         max_damaged_frames: "Damaged source frames (decoded corrupt, or lost) the run accepts"
+        verify_mode: "full, sampled or off: the quality a chunk job measures itself (off for a whole encode, which verify measures)"
         width: "Source width (for the raw YUV file)"
         height: "Source height (for the raw YUV file)"
         frame_rate: "Source frame rate as a rational (for the raw YUV file)"
@@ -145,6 +152,7 @@ task encode {
     input {
         File source
         File info
+        Int? chunk
         String output_name
         String encoder
         String profile
@@ -157,13 +165,14 @@ task encode {
         String audio = "none"
         String container = "mp4"
         Int max_damaged_frames = 0
+        String verify_mode = "off"
         Int width
         Int height
         String frame_rate
         Int cpu
         Int memory_gb
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:fc3adcb71096"
+        String docker_image = "batchpipes/ffmpeg:c99f27494b84"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
         Int max_retries = 0
@@ -175,14 +184,15 @@ task encode {
         # hevc-tasks builds and runs the ffmpeg command line (encode_steps in containers/ffmpeg/hevc_tasks.py).
         hevc-tasks encode --quality ~{quality} --bitrate-kbps ~{bitrate_kbps} --width ~{width} --height ~{height} \
             --cpu ~{cpu} --keyint ~{write_json(select_all([keyint]))} --source ~{write_lines([source])} \
-            --info ~{write_lines([info])} --max-damaged-frames ~{max_damaged_frames} \
-            --settings ~{write_json({"output_name": output_name, "encoder": encoder, "preset": preset, "profile": profile, "rate_control": rate_control, "intermediate": intermediate, "audio": audio, "container": container, "frame_rate": frame_rate})}
+            --info ~{write_lines([info])} --max-damaged-frames ~{max_damaged_frames} --chunk ~{write_json(select_all([chunk]))} \
+            --settings ~{write_json({"output_name": output_name, "encoder": encoder, "preset": preset, "profile": profile, "rate_control": rate_control, "intermediate": intermediate, "audio": audio, "container": container, "frame_rate": frame_rate, "verify_mode": verify_mode})}
     >>>
 
     output {
         File video = "~{output_name}.~{container}"
         Int frames = read_int("frames.txt")
         File stats = "encode_stats.json"
+        File quality_report = "quality.json"
     }
 
     runtime {
@@ -227,7 +237,7 @@ task split_source {
         Boolean keep_audio
         Int cpu = 1
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:fc3adcb71096"
+        String docker_image = "batchpipes/ffmpeg:c99f27494b84"
         Int max_retries = 0
         Int batch_retries = 2
     }
@@ -287,7 +297,7 @@ task concat_chunks {
         String output_name
         Int expected_frames
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:fc3adcb71096"
+        String docker_image = "batchpipes/ffmpeg:c99f27494b84"
         Int max_retries = 0
         Int batch_retries = 2
     }
@@ -332,6 +342,7 @@ task verify {
         encoder: "libx265 or hevc_nvenc (hevc_nvenc cannot carry HDR10 metadata)"
         verify_mode: "full, sampled, off (or auto: sampled for long high-resolution sources)"
         expected_frames: "Frames the encode decoded from the source"
+        chunk_quality: "Chunked runs: the chunk jobs' quality files (they measured PSNR/SSIM in parallel; verify then decodes nothing)"
         width: "Source width"
         height: "Source height"
         profile: "main or main10: the profile the video must carry; also the comparison pixel format"
@@ -351,6 +362,7 @@ task verify {
         File info
         String encoder
         String verify_mode
+        Array[File] chunk_quality = []
         Int expected_frames
         Int width
         Int height
@@ -360,7 +372,7 @@ task verify {
         Int cpu = 4
         Int memory_gb = 8
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:fc3adcb71096"
+        String docker_image = "batchpipes/ffmpeg:c99f27494b84"
         Int max_retries = 0
         Int batch_retries = 2
     }
@@ -369,7 +381,7 @@ task verify {
         set -euo pipefail
         hevc-tasks verify --expected-frames ~{expected_frames} --width ~{width} --height ~{height} --cpu ~{cpu} \
             --vmaf ~{true="true" false="false" vmaf} --min-psnr ~{default="nan" min_psnr} \
-            --info ~{write_lines([info])} --files ~{write_lines([video, source])} \
+            --info ~{write_lines([info])} --files ~{write_lines([video, source])} --chunk-quality ~{write_lines(chunk_quality)} \
             --settings ~{write_json({"profile": profile, "encoder": encoder, "verify_mode": verify_mode})}
     >>>
 
