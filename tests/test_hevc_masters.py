@@ -250,7 +250,11 @@ def test_a_missing_moov_atom_is_named(run_task: Any, kinds: dict[str, Path], exp
 
 
 def test_sampled_verification_compares_spread_segments(encode: Any) -> None:
-    rep = report(encode("vfr.mp4", verify_mode="sampled"))
-    assert rep["mode"] == "sampled" and rep["passed"]
-    assert rep["frames_compared"] == 32 and rep["checks"]["samples_compared"]
+    run = encode("vfr.mp4", verify_mode="sampled")
+    rep = report(run)
+    assert rep["mode"] == "sampled" and rep["passed"] and rep["checks"]["samples_compared"]
+    # x265's default keyframe interval (250) leaves one keyframe in these 48 frames: a segment there and the
+    # last 4 frames (decoded from it), 8 of the 48 frames compared.
+    keys = ffprobe(Path(out(run, "video")), "-select_streams", "v:0", "-show_entries", "packet=flags")["packets"]
+    assert sum("K" in p["flags"] for p in keys) == 1 and rep["frames_compared"] == 8
     assert rep["psnr_db"]["average"] > 30

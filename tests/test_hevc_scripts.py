@@ -16,6 +16,7 @@ import math
 import re
 import shutil
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -989,3 +990,22 @@ def test_aac_keeps_the_channel_layout_or_says_why_it_cannot() -> None:
                                "cannot carry: set container to mov with audio auto or copy (PCM is kept there), choose "
                                "another audio_stream, or set audio to none")
     assert [a["action"] for a in hp.audio_plan([_pcm(4, 7, "6.1")], "auto", "mov")] == ["copy"]
+
+
+@pytest.mark.parametrize(("frames", "keyframes", "starts"), [
+    (1800, list(range(0, 1800, 250)), [0, 250, 500, 750, 1000, 1250, 1500, 1796]),   # x265's default keyint
+    (1800, list(range(0, 1800, 48)), [0, 240, 528, 768, 1008, 1296, 1536, 1796]),
+    (128, [0], [0, 124]),                         # one keyframe: the start, and the tail decoded from it
+    (32, [0], [0, 4, 8, 12, 16, 20, 24, 28]),     # short: every frame
+])
+def test_sampled_segments_start_at_the_videos_keyframes(frames: int, keyframes: list[int], starts: list[int]) -> None:
+    """Seeking to a keyframe of the encoded video decodes nothing before the segment: the sampled verification
+    costs the same for a minute as for ten seconds."""
+    assert ht.sample_starts(frames, keyframes) == starts
+
+
+def test_a_segment_at_a_keyframe_seeks_without_discarding() -> None:
+    times = [Fraction(i, 24) for i in range(100)]
+    assert ht.video_seek(times, 48, [0, 48], "1.979167") == ["-noaccurate_seek", "-ss", "2.020833"]
+    assert ht.video_seek(times, 50, [0, 48], "2.062500") == ["-ss", "2.062500"]
+    assert ht.video_seek(times, 0, [0], None) == []

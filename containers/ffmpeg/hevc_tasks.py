@@ -18,6 +18,7 @@ A problem in the input prints one line ``ERROR: <problem>: <fix>`` on stderr and
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import math
 import os
@@ -872,13 +873,28 @@ def timestamp_check(source: list[Fraction], video: list[Fraction], expected_fram
     return {"checked": True, "equal": True, "why": None}
 
 
-def sample_starts(frames: int, segments: int = SAMPLE_SEGMENTS, length: int = SAMPLE_FRAMES) -> list[int]:
-    """First frames of the sampled segments: evenly spread, the first and the last frames included; a video that
-    short segments would cover is compared whole, segment after segment."""
+def sample_starts(frames: int, keyframes: Sequence[int] | None = None, segments: int = SAMPLE_SEGMENTS,
+                  length: int = SAMPLE_FRAMES) -> list[int]:
+    """First frames of the sampled segments, spread over the video, the first and the last frames included; a video
+    that short segments would cover is compared whole, segment after segment.
+
+    With the encoded video's ``keyframes`` (display indices), each spread position moves to the nearest keyframe
+    (distinct ones): seeking there decodes nothing before the segment, so the cost stays that of ``segments``
+    short decodes whatever the length. Only the last segment (the video's last frames) decodes from its keyframe,
+    at most one keyframe interval."""
     if frames <= segments * length:
         return list(range(0, frames, length))
     last = frames - length
-    return sorted({round(k * last / (segments - 1)) for k in range(segments)})
+    spread = [round(k * last / (segments - 1)) for k in range(segments)]
+    if keyframes is None:
+        return sorted(set(spread))
+    keys = sorted(k for k in set(keyframes) if 0 <= k <= last)
+    chosen: set[int] = {last}
+    for target in spread[:-1]:
+        free = [k for k in keys if k not in chosen]
+        if free:
+            chosen.add(min(free, key=lambda k: (abs(k - target), k)))
+    return sorted(chosen)
 
 
 def metrics_graph(profile: str, source_index: int = 0, frames: int | None = None, tag: str = "",
@@ -892,6 +908,18 @@ def metrics_graph(profile: str, source_index: int = 0, frames: int | None = None
     graph = (f"[0:v:0]{prep},split=2[d1][d2];[1:{source_index}]{source_filter}{prep},split=2[r1][r2];"
              f"[d1][r1]psnr=stats_file=psnr{tag}.log[p];[d2][r2]ssim=stats_file=ssim{tag}.log[s]")
     return graph, ["-map", "[p]", "-f", "null", "-", "-map", "[s]", "-f", "null", "-"]
+
+
+def video_seek(times: list[Fraction], index: int, keyframes: Sequence[int], at: str | None) -> list[str]:
+    """-ss options for the encoded video of a sampled segment starting at frame ``index``: at a keyframe of the
+    video, a plain seek to just after it (the demuxer lands on the keyframe and decoding starts there: nothing to
+    discard); elsewhere the accurate seek ``at`` (decoding from the keyframe before)."""
+    if at is None:
+        return []
+    if index in keyframes:
+        after = times[index] + ((times[index + 1] - times[index]) / 2 if index + 1 < len(times) else Fraction(1, 10**6))
+        return ["-noaccurate_seek", "-ss", f"{float(after):.6f}"]
+    return ["-ss", at]
 
 
 def seek_time(times: list[Fraction], index: int) -> str:
@@ -933,13 +961,17 @@ def measure(video: str, source: str, *, info: dict[str, Any], profile: str, mode
                           "frame_side_data"], video, "cannot decode the encoded video's first frame (ffprobe: {why})")
     write_atomic(work / "video_first_frame.json", json.dumps(first, indent=2) + "\n")
     times = {}
+    video_keys: list[int] = []
     for what, path, stream, tb in (("video", video, "v:0", str(((probe_info.get("streams") or [{}])[0])
                                                                 .get("time_base", ""))),
                                    ("source", source, str(index), str(src.get("time_base", "")))):
         out, err = hevc_probe.run_ffprobe(["-v", "warning", "-select_streams", stream, "-show_entries",
                                            "packet=pts,dts,duration,flags", "-of", "csv=p=0"], path,
                                           f"cannot read the {what}'s packets (ffprobe: {{why}})")
-        times[what] = relative_times(hevc_probe.scan_packets(out, err), tb)
+        scan = hevc_probe.scan_packets(out, err)
+        times[what] = relative_times(scan, tb)
+        if what == "video":
+            video_keys = [bisect.bisect_left(scan.pts, k) for k in scan.keyframes]
     write_atomic(work / "frames.txt", f"{len(times['video'])}\n")
     write_atomic(work / "timestamps.json", json.dumps({k: [str(t) for t in v] for k, v in times.items()}) + "\n")
     for stale in work.glob("psnr*.log"):
@@ -964,7 +996,11 @@ def measure(video: str, source: str, *, info: dict[str, Any], profile: str, mode
         write_atomic(errors, "".join(f"{line}\n" for line in decoder_errors(proc.stderr)))
         segments: list[tuple[int, int | None]] = [(0, None)]
     else:
-        segments = [(start, SAMPLE_FRAMES) for start in sample_starts(len(times["video"]))]
+        frames = len(times["video"])
+        # A video that the segments would cover whole is compared in one pass: cheaper than segments that each
+        # decode from the keyframe before them.
+        segments = [(0, None)] if frames <= SAMPLE_SEGMENTS * SAMPLE_FRAMES else \
+            [(start, SAMPLE_FRAMES) for start in sample_starts(frames, video_keys)]
     model = hevc_vmaf.model_for(int(src.get("width", 0)), int(src.get("height", 0)))
     with (work / "metrics.log").open("wb") as fh:
         for k, (start, length) in enumerate(segments):
@@ -972,8 +1008,9 @@ def measure(video: str, source: str, *, info: dict[str, Any], profile: str, mode
             graph, maps = metrics_graph(profile, index, length, tag)
             at = seek_time(times["video"], start) if length else "0"
             seek: list[str] = ["-ss", at] if length else []
-            status = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-threads", str(cpu), *seek, "-i", video,
-                                     *seek, "-i", source, "-filter_complex", graph, *maps],
+            status = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-threads", str(cpu),
+                                     *video_seek(times["video"], start, video_keys, at if length else None),
+                                     "-i", video, *seek, "-i", source, "-filter_complex", graph, *maps],
                                     stdin=subprocess.DEVNULL, stderr=fh, check=False).returncode
             if status != 0:
                 raise TaskError("comparing the video with the source failed: "
