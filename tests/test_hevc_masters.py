@@ -21,8 +21,8 @@ from batchpipes.testdata import hevc as testdata
 LOCAL_JSON = settings.INPUTS_DIR / "hevc.local.json"
 TASKS_WDL = settings.WDL_DIR / "tasks" / "hevc.wdl"
 KINDS = ("hdr10.mkv", "hlg.mp4", "vfr.mp4", "prores_422_10bit_pcm.mov", "ntsc_5994.mp4", "open_gop_h264.mp4",
-         "open_gop_hevc.mkv", "multistream_proxy_first.mkv", "portrait.mp4", "corrupt_damaged.ts",
-         "moov_missing.mp4", "cover_art.mp4")
+         "open_gop_hevc.mkv", "multistream_proxy_first.mkv", "portrait.mp4", "portrait_rotated.mp4",
+         "corrupt_damaged.ts", "moov_missing.mp4", "cover_art.mp4")
 
 
 def ffprobe(path: Path, *args: str) -> dict[str, Any]:
@@ -222,6 +222,18 @@ def test_portrait_stays_portrait(encode: Any) -> None:
     run = encode("portrait.mp4", profile="main")
     video = ffprobe(Path(out(run, "video")), "-select_streams", "v:0", "-show_streams")["streams"][0]
     assert (video["width"], video["height"]) == (360, 640) and report(run)["passed"]
+
+
+def test_a_phone_video_keeps_its_pictures_and_its_rotation(encode: Any, kinds: dict[str, Path]) -> None:
+    """A 640x360 picture with a display matrix (rotate 90): ffmpeg would turn the pictures by default (360x640,
+    no matrix), and the output would no longer be the probed size; the pictures stay as coded, the matrix goes
+    along."""
+    run = encode("portrait_rotated.mp4", profile="main")
+    video = ffprobe(Path(out(run, "video")), "-select_streams", "v:0", "-show_entries",
+                    "stream=width,height:stream_side_data=rotation")["streams"][0]
+    assert (video["width"], video["height"]) == (640, 360)
+    assert [d.get("rotation") for d in video.get("side_data_list", [])] == [90]
+    assert report(run)["passed"]
 
 
 def test_a_damaged_transport_stream_fails_with_one_line_before_encoding(run_task: Any, kinds: dict[str, Path],

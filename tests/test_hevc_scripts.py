@@ -416,7 +416,7 @@ TIMING = ["-fps_mode", "passthrough", "-enc_time_base:v", "-1"]
 def test_cpu_main10_crf_from_a_prores_master() -> None:
     job = job_for("prores10_pcm", profile="main10", rate_control="crf", preset="slow", quality=20)
     assert ht.encode_steps(job, "/in/master.mov", "partial.out.mp4") == [("encoding with libx265", [
-        "-i", "/in/master.mov", "-map", "0:0",
+        "-noautorotate", "-i", "/in/master.mov", "-map", "0:0",
         "-c:v", "libx265", "-preset", "slow", "-profile:v", "main10", "-pix_fmt", "yuv420p10le", "-crf", "20",
         "-x265-params", "pools=16:log-level=warning", "-color_range", "tv", *TIMING,
         "-map", "0:1", "-c:a:0", "aac", "-b:a:0", "96k", *MUX])]
@@ -454,8 +454,8 @@ def test_gpu_path_decodes_hevc_on_nvdec_with_gpu_side_conversion() -> None:
                         quality=22, bitrate_kbps=1, keyint=[], width=7680, height=4320, cpu=8)
     assert job.decode.method == "nvdec"
     ((_, args),) = ht.encode_steps(job, "/in/hdr.mp4", "partial.out.mp4")
-    assert args[:10] == ["-hwaccel", "cuda", "-hwaccel_output_format", "cuda", "-i", "/in/hdr.mp4", "-map", "0:0",
-                         "-vf", "scale_cuda=format=p010le"]
+    assert args[:11] == ["-hwaccel", "cuda", "-hwaccel_output_format", "cuda", "-noautorotate", "-i", "/in/hdr.mp4",
+                         "-map", "0:0", "-vf", "scale_cuda=format=p010le"]
     assert "-pix_fmt" not in args, "frames stay on the GPU: no CPU-side format conversion"
     cpu = job_for("prores10_pcm", encoder="hevc_nvenc", preset="p5")
     assert cpu.decode.method == "cpu" and "prores" in cpu.decode.reason
@@ -480,7 +480,7 @@ def test_cpu_main_cbr_with_keyint_and_copied_audio() -> None:
                   cpu=2)
     ((what, args),) = ht.encode_steps(job, "/in/a.mp4", "partial.out.mp4")
     assert what == "encoding with libx265"
-    assert args == ["-i", "/in/a.mp4", "-map", "0:0",
+    assert args == ["-noautorotate", "-i", "/in/a.mp4", "-map", "0:0",
                     "-c:v", "libx265", "-preset", "medium", "-profile:v", "main", "-pix_fmt", "yuv420p",
                     "-b:v", "3000k", "-maxrate", "3000k", "-bufsize", "3000k",
                     "-x265-params", "pools=2:log-level=warning:strict-cbr=1", "-g", "48", *TIMING,
@@ -515,8 +515,8 @@ def test_yuv_file_intermediate_of_an_odd_rate_10bit_source() -> None:
     """The raw file carries the profile's format, size and the probed rational rate; audio comes from input 1."""
     job = job_for("prores10_pcm", intermediate="yuv_file", encoder="hevc_nvenc", preset="p7")
     decode, encode = ht.encode_steps(job, "/in/master.mov", "partial.out.mp4")
-    assert decode == ("decoding to raw YUV", ["-i", "/in/master.mov", "-map", "0:0", "-pix_fmt", "yuv420p10le",
-                                              "-f", "rawvideo", "source.yuv"])
+    assert decode == ("decoding to raw YUV", ["-noautorotate", "-i", "/in/master.mov", "-map", "0:0", "-pix_fmt",
+                                              "yuv420p10le", "-f", "rawvideo", "source.yuv"])
     assert encode[0] == "encoding with hevc_nvenc"
     assert encode[1][:14] == ["-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-video_size", "128x72",
                               "-framerate", "30000/1001", "-i", "source.yuv", "-i", "/in/master.mov",
@@ -528,7 +528,7 @@ def test_a_source_path_is_one_argument_whatever_it_holds() -> None:
     job = job_for("h264_aac_ac3")
     hostile = "/in/-y my clip'$(touch x) 1.mp4"
     ((_, args),) = ht.encode_steps(job, hostile, "partial.out.mp4")
-    assert args[:2] == ["-i", hostile]
+    assert args[:3] == ["-noautorotate", "-i", hostile]
 
 
 def test_encode_job_checks_its_file_name_not_the_probes_choices() -> None:
@@ -841,7 +841,7 @@ def test_a_seek_chunks_command_reads_from_the_keyframe_and_keeps_its_frames() ->
     job = ht.encode_job(values, info=info, quality=22, bitrate_kbps=1, keyint=[], width=64, height=48, cpu=2,
                         chunk=[1])
     ((_, args),) = ht.encode_steps(job, "/in/open.mp4", "partial.seek_100001.mp4")
-    assert args[:7] == ["-copyts", "-ss", "0.499000", "-i", "/in/open.mp4", "-map", "0:0"]
+    assert args[:8] == ["-copyts", "-ss", "0.499000", "-noautorotate", "-i", "/in/open.mp4", "-map", "0:0"]
     assert args[args.index("-vf") + 1] == "trim=start_pts=6144:end_pts=18432,setpts=PTS-STARTPTS"
     assert args.count("-map") == 1, "the audio is joined from the source by concat_chunks"
     with pytest.raises(ht.TaskError, match="^chunk 5 is not a seek chunk of the probe's plan"):
@@ -947,8 +947,8 @@ def test_a_seek_chunk_on_the_gpu_path_trims_before_the_gpu_side_conversion() -> 
     job = ht.encode_job(values, info=info, quality=22, bitrate_kbps=1, keyint=[], width=7680, height=4320, cpu=8,
                         chunk=[2])
     ((_, args),) = ht.encode_steps(job, "/in/open.mp4", "partial.seek_100002.mp4")
-    assert args[:9] == ["-copyts", "-ss", "1.499000", "-hwaccel", "cuda", "-hwaccel_output_format", "cuda", "-i",
-                        "/in/open.mp4"]
+    assert args[:10] == ["-copyts", "-ss", "1.499000", "-hwaccel", "cuda", "-hwaccel_output_format", "cuda",
+                         "-noautorotate", "-i", "/in/open.mp4"]
     assert args[args.index("-vf") + 1] == "trim=start_pts=18432,setpts=PTS-STARTPTS,scale_cuda=format=p010le"
     assert "-pix_fmt" not in args
 

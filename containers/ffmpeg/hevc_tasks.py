@@ -362,7 +362,8 @@ def ffprobe_counting(path: str, entry: str, cpu: int | None = None) -> subproces
 
 def ffprobe_count(path: str, entry: str, cpu: int | None = None) -> int:
     proc = ffprobe_counting(path, entry, cpu)
-    text = proc.stdout.strip()
+    # The count is the first field: a stream's side data (a display matrix) follows it in csv output.
+    text = (proc.stdout.strip().splitlines() or [""])[0].split(",")[0]
     if proc.returncode != 0 or not text.isdigit():
         raise TaskError(f"cannot count the frames of {shown(path)} (ffprobe: {last_line(proc.stderr)})")
     return int(text)
@@ -552,6 +553,9 @@ def muxing(partial: str) -> list[str]:
 
 
 RAW_YUV = "source.yuv"
+#: Frames stay as coded and the source's display matrix (a phone's "rotate 90") goes to the output as metadata:
+#: ffmpeg's default turns the pictures instead, and the output would no longer have the probed size.
+KEEP_ORIENTATION = ["-noautorotate"]
 
 
 def encode_steps(job: EncodeJob, source: str, partial: str) -> list[tuple[str, list[str]]]:
@@ -576,12 +580,13 @@ def encode_steps(job: EncodeJob, source: str, partial: str) -> list[tuple[str, l
             filters.insert(0, f"trim=start_pts={int(chunk['pts_start'])}{end},setpts=PTS-STARTPTS")
             plan = []
         vf = ",".join(filters)
-        return [(encoding, [*seek, *hevc_decode.input_args(decode), "-i", source, "-map", video,
+        return [(encoding, [*seek, *hevc_decode.input_args(decode), *KEEP_ORIENTATION, "-i", source, "-map", video,
                             *(["-vf", vf] if vf else []), *video_args(job), *TIMING, *audio_args(plan, 0),
                             *muxing(partial)])]
     pix = PROFILES[job.profile].pix_fmt
     return [
-        ("decoding to raw YUV", ["-i", source, "-map", video, "-pix_fmt", pix, "-f", "rawvideo", RAW_YUV]),
+        ("decoding to raw YUV", [*KEEP_ORIENTATION, "-i", source, "-map", video, "-pix_fmt", pix, "-f", "rawvideo",
+                                 RAW_YUV]),
         (encoding, ["-f", "rawvideo", "-pix_fmt", pix, "-video_size", f"{job.width}x{job.height}",
                     "-framerate", job.frame_rate, "-i", RAW_YUV, "-i", source, "-map", "0:v:0", *video_args(job),
                     *audio_args(plan, 1), *muxing(partial)]),
