@@ -603,7 +603,7 @@ def test_ffmpegs_reason_is_its_last_error_line() -> None:
     (1, 4, []),
 ])
 def test_split_points(frames: int, chunks: int, points: list[int]) -> None:
-    assert ht.split_points(frames, chunks) == points
+    assert hp.even_points(frames, chunks) == points
 
 
 def test_split_args() -> None:

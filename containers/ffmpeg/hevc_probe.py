@@ -71,6 +71,13 @@ def run_ffprobe(args: list[str], source: str, failure: str) -> tuple[str, str]:
     return proc.stdout, proc.stderr
 
 
+def ffprobe_json(args: list[str], source: str, failure: str) -> dict[str, Any]:
+    """ffprobe's JSON answer (``-v error``) to ``args`` about ``source``; TaskError ``failure`` (``{why}``: its
+    cause) when it fails."""
+    out, _ = run_ffprobe(["-v", "error", *args, "-of", "json"], source, failure)
+    return load_json(out, source)
+
+
 def load_json(text: str, what: str) -> dict[str, Any]:
     try:
         data = json.loads(text or "{}")
@@ -456,10 +463,6 @@ def summarise(name: str, info: dict[str, Any], scan: PacketScan, first_frame: di
         "frames": frames, "width": width, "height": height, "frame_rate": t["frame_rate"],
         "fps": float(Fraction(t["frame_rate"])),
     }
-
-
-def keyframe_times(scan: PacketScan) -> list[int]:
-    return list(scan.keyframes)
 
 
 def probe_source(source: str, name: str, request: Request) -> tuple[dict[str, Any], PacketScan]:

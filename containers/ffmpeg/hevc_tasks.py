@@ -211,18 +211,6 @@ def last_line(text: str, strip_prefix: str = "") -> str:
     return line.removeprefix(strip_prefix) if strip_prefix else line
 
 
-def ffprobe_json(args: list[str], source: str, failure: str) -> dict[str, Any]:
-    proc = subprocess.run(["ffprobe", "-v", "error", *args, "-of", "json", source],
-                          capture_output=True, text=True, errors="replace", check=False)
-    if proc.returncode != 0:
-        raise TaskError(failure.format(why=last_line(proc.stderr, f"{source}: ")))
-    try:
-        data = json.loads(proc.stdout or "{}")
-    except ValueError as exc:
-        raise TaskError(failure.format(why=f"unreadable ffprobe output: {exc}")) from exc
-    return data if isinstance(data, dict) else {}
-
-
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
@@ -351,17 +339,12 @@ def run_quiet(what: str, args: Sequence[str], log: Path) -> None:
         raise TaskError(f"{what} failed: {last_line(log.read_text(errors='replace'))}")
 
 
-def ffprobe_counting(path: str, entry: str, cpu: int | None = None) -> subprocess.CompletedProcess[str]:
-    """ffprobe counting the first video stream: ``nb_read_packets`` (no decoding) or ``nb_read_frames``."""
-    count = "-count_packets" if entry == "nb_read_packets" else "-count_frames"
-    threads = ["-threads", str(cpu)] if cpu else []
-    return subprocess.run(["ffprobe", "-v", "error", *threads, "-select_streams", "v:0", count, "-show_entries",
-                           f"stream={entry}", "-of", "csv=p=0", path],
+def count_packets(path: str) -> int:
+    """The packets of a file's first video stream (a demux, nothing decoded): its frame count here, where every
+    packet is one frame (our MP4 outputs, the NUT segments)."""
+    proc = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
+                           "stream=nb_read_packets", "-of", "csv=p=0", path],
                           capture_output=True, text=True, errors="replace", check=False)
-
-
-def ffprobe_count(path: str, entry: str, cpu: int | None = None) -> int:
-    proc = ffprobe_counting(path, entry, cpu)
     # The count is the first field: a stream's side data (a display matrix) follows it in csv output.
     text = (proc.stdout.strip().splitlines() or [""])[0].split(",")[0]
     if proc.returncode != 0 or not text.isdigit():
@@ -699,7 +682,7 @@ def encode(job: EncodeJob, source: str, work: Path, quality_mode: str = "off") -
         # that keyframe: packets read minus frames decoded is no loss here (the planned frame count is checked).
         found["lost_frames"] = 0
         found["damaged_frames"] = found["corrupt_frames"]
-    frames = ffprobe_count(str(partial), "nb_read_packets")
+    frames = count_packets(str(partial))
     if frames == 0:
         raise TaskError(f"the encoder wrote no frames to {job.output}")
     try:
@@ -737,11 +720,6 @@ def encode_stats(job: EncodeJob, start: float, end: float, frames: int) -> dict[
 # -- split and concat ------------------------------------------------------------------------------
 
 
-def split_points(frames: int, chunks: int) -> list[int]:
-    """Frame numbers where segments 2..chunks would start cut evenly (the probe snaps them to closed keyframes)."""
-    return hevc_probe.even_points(frames, chunks)
-
-
 SEGMENTS = "segments"
 
 
@@ -774,7 +752,7 @@ def split(source: str, frames: int, chunks: int, cpu: int, keep_audio: bool, wor
     run_quiet("splitting the source at closed keyframes", split_args(source, cuts, video_index), work / "split.log")
     counts = []
     for seg in sorted((work / SEGMENTS).glob("seg_*.nut")):
-        counts.append(ffprobe_count(str(seg), "nb_read_packets", cpu))
+        counts.append(count_packets(str(seg)))
         print(f"{seg.name}: {counts[-1]} frames", file=sys.stderr)
     if counts != [int(c["frames"]) for c in planned]:
         raise TaskError(f"the segments hold {counts} frames, not the planned {[int(c['frames']) for c in planned]}: "
@@ -832,7 +810,7 @@ def concat(chunks: Sequence[str], audio_track: Sequence[str], *, output_name: st
     seek = any(c.get("mode") == "seek" for c in planned)
     run_quiet("joining the encoded chunks", concat_args("concat.txt", audio_track[0] if audio_track else None, plan,
                                                         partial.name, from_source=seek), work / "concat.log")
-    frames = ffprobe_count(str(partial), "nb_read_packets")
+    frames = count_packets(str(partial))
     if frames != expected_frames:
         raise TaskError(f"the joined video has {frames} frames, not the source's {expected_frames}")
     os.replace(partial, out)
@@ -958,12 +936,13 @@ def measure(video: str, source: str, *, info: dict[str, Any], profile: str, mode
     (sampled) or none (off). Writes the files build_report reads; returns whether VMAF was computed."""
     src = dict(info.get("video") or {})
     index = int(src.get("index", 0))
-    probe_info = ffprobe_json(["-select_streams", "v:0", "-show_streams", "-show_format"], video,
-                              "cannot read the encoded video (ffprobe: {why})")
+    probe_info = hevc_probe.ffprobe_json(["-select_streams", "v:0", "-show_streams", "-show_format"], video,
+                                         "cannot read the encoded video (ffprobe: {why})")
     write_atomic(work / "video.json", json.dumps(probe_info, indent=2) + "\n")
-    first = ffprobe_json(["-threads", "1", "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_frames",
-                          "-show_entries", "frame=color_range,color_space,color_primaries,color_transfer:"
-                          "frame_side_data"], video, "cannot decode the encoded video's first frame (ffprobe: {why})")
+    first = hevc_probe.ffprobe_json(
+        ["-threads", "1", "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_frames", "-show_entries",
+         "frame=color_range,color_space,color_primaries,color_transfer:frame_side_data"], video,
+        "cannot decode the encoded video's first frame (ffprobe: {why})")
     write_atomic(work / "video_first_frame.json", json.dumps(first, indent=2) + "\n")
     times = {}
     video_keys: list[int] = []
