@@ -444,3 +444,29 @@ def test_wellformed_foreign_sts_answer_is_one_line(proxied, tmp_path: Path) -> N
     assert r.stderr.strip().splitlines() == [
         "error: aws teardown: AWS sent a response that could not be parsed (KeyError: 'GetCallerIdentityResult'): "
         "retry; if it persists, check AWS_ENDPOINT_URL and any proxy between you and AWS"]
+
+
+def test_a_moto_server_that_lost_its_port_is_not_taken_for_ours(moto_endpoint: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parallel test workers each start a moto_server on a port found free: found free is not kept free. When the
+    port is taken meanwhile (here: forced to the one another server holds), the answer comes from the other server
+    and the new one exits; it must not be returned (the other worker's resets would wipe this one's state)."""
+    import socket as real_socket
+
+    from batchpipes.aws import moto_local
+
+    busy = int(moto_endpoint.rsplit(":", 1)[1])
+    calls = []
+
+    class FirstBusy(real_socket.socket):
+        def getsockname(self) -> tuple[str, int]:
+            calls.append(1)
+            return ("127.0.0.1", busy) if len(calls) == 1 else super().getsockname()
+
+    monkeypatch.setattr(moto_local.socket, "socket", FirstBusy)
+    proc, url = moto_local.start_moto_server(tmp_path / "moto.log")
+    try:
+        assert url != moto_endpoint and proc.poll() is None and len(calls) == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
