@@ -340,11 +340,26 @@ def test_verify_auto_samples_long_high_resolution_sources(requested: str, width:
     assert ht.verify_mode(requested, {"width": width, "height": height, "packets": packets}) == mode
 
 
-def test_the_probe_decodes_nothing_but_one_frame() -> None:
-    """The probe's ffprobe runs: no -count_frames (a whole decode), one frame read for the colour and HDR data."""
-    import inspect
-    text = inspect.getsource(hp.probe_source)
-    assert "-count_frames" not in text and "%+#1" in text and "-count_packets" not in text
+def test_the_probe_decodes_nothing_but_one_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe's ffprobe runs, given the recorded answers of a real source: streams, one demux pass, the first
+    frame; no -count_frames (a whole decode). The source's timestamps are kept for verify."""
+    calls: list[list[str]] = []
+    answers = {"-show_streams": ((DATA / "hdr10.streams.json").read_text(), ""),
+               "packet=pts,dts,duration,flags": ((DATA / "hdr10.packets.csv").read_text(),
+                                                 (DATA / "hdr10.packets.err").read_text()),
+               "%+#1": ((DATA / "hdr10.first_frame.json").read_text(), "")}
+
+    def fake(args: list[str], source: str, failure: str) -> tuple[str, str]:
+        calls.append(args)
+        return next(v for k, v in answers.items() if k in args)
+
+    monkeypatch.setattr(hp, "run_ffprobe", fake)
+    summary, scan = hp.probe_source("/in/hdr10.mp4", "'hdr10.mp4'", request())
+    assert len(calls) == 3 and not any("-count_frames" in c or "-count_packets" in c for c in calls)
+    assert calls[2][calls[2].index("-read_intervals") + 1] == "%+#1"
+    assert summary["video"]["hdr"]["content_light"] == {"max_content": 1000, "max_average": 400}
+    assert summary["timestamps"] == {"time_base": summary["video"]["time_base"], "pts": scan.pts}
+    assert len(scan.pts) == summary["video"]["packets"] == 6
 
 
 @pytest.mark.parametrize(("settings_changes", "name", "message"), [

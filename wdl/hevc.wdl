@@ -104,7 +104,7 @@ workflow hevc {
         Int? encode_memory_gb
         Int verify_cpu = 4
         Int verify_memory_gb = 8
-        String ffmpeg_image = "batchpipes/ffmpeg:1bda0ecf870b"
+        String ffmpeg_image = "batchpipes/ffmpeg:4a4cfd8abce0"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }

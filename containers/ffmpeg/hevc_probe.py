@@ -472,17 +472,27 @@ def probe_source(source: str, name: str, request: Request) -> tuple[dict[str, An
     info = load_json(out, name)
     v = choose_video(info.get("streams") or [], request.video_stream, name)
     index = str(v.get("index"))
-    packets, warnings = run_ffprobe(["-v", "warning", "-select_streams", index, "-show_entries",
-                                     "packet=pts,dts,duration,flags", "-of", "csv=p=0"], source,
-                                    f"source {name} cannot be read to its end (ffprobe: {{why}}): give a complete file")
-    scan = scan_packets(packets, warnings)
-    first = {}
-    if scan.packets:
-        frame_out, _ = run_ffprobe(["-v", "error", "-threads", "1", "-select_streams", index, "-read_intervals",
-                                    "%+#1", "-show_frames", "-show_entries",
-                                    "frame=color_range,color_space,color_primaries,color_transfer:frame_side_data",
-                                    "-of", "json"], source,
-                                   f"source {name}: its first frame cannot be decoded (ffprobe: {{why}})")
-        frames = load_json(frame_out, name).get("frames") or [{}]
-        first = frames[0] if isinstance(frames[0], dict) else {}
-    return summarise(name, info, scan, first, request), scan
+    scan = packet_scan(source, index,
+                       f"source {name} cannot be read to its end (ffprobe: {{why}}): give a complete file")
+    first = first_frame(source, index, f"source {name}: its first frame cannot be decoded (ffprobe: {{why}})") \
+        if scan.packets else {}
+    summary = summarise(name, info, scan, first, request)
+    # The source's timestamps, for verify: it compares the output's with them without reading the source again.
+    summary["timestamps"] = {"time_base": summary["video"]["time_base"], "pts": scan.pts}
+    return summary, scan
+
+
+def packet_scan(path: str, stream: str, failure: str) -> PacketScan:
+    """The demux pass over one stream's packets (nothing decoded), with the demuxer's warnings."""
+    out, err = run_ffprobe(["-v", "warning", "-select_streams", stream, "-show_entries",
+                            "packet=pts,dts,duration,flags", "-of", "csv=p=0"], path, failure)
+    return scan_packets(out, err)
+
+
+def first_frame(path: str, stream: str, failure: str) -> dict[str, Any]:
+    """The first decoded frame of one stream: its colour tags and side data (HDR10 metadata lives there)."""
+    frames = ffprobe_json(["-threads", "1", "-select_streams", stream, "-read_intervals", "%+#1", "-show_frames",
+                           "-show_entries",
+                           "frame=color_range,color_space,color_primaries,color_transfer:frame_side_data"], path,
+                          failure).get("frames") or [{}]
+    return frames[0] if isinstance(frames[0], dict) else {}

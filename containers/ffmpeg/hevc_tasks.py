@@ -553,14 +553,10 @@ def encode_steps(job: EncodeJob, source: str, partial: str) -> list[tuple[str, l
         gpu = hevc_decode.video_filter(decode, PROFILES[job.profile].nvenc_pix_fmt) \
             if job.encoder == "hevc_nvenc" else None
         chunk = job.seek_chunk
-        seek: list[str] = []
-        filters = [gpu] if gpu else []
+        seek, trim = seek_input(chunk)
+        # trim and setpts pass GPU frames through untouched, before the GPU-side conversion.
+        filters = [f for f in (trim, gpu) if f]
         if chunk is not None:
-            # Decode from the keyframe before the chunk, keep exactly its frames by source timestamp (-copyts), and
-            # start the chunk at 0; trim and setpts pass GPU frames through untouched.
-            seek = ["-copyts", "-ss", str(chunk["seek_s"])]
-            end = f":end_pts={int(chunk['pts_end'])}" if chunk.get("pts_end") is not None else ""
-            filters.insert(0, f"trim=start_pts={int(chunk['pts_start'])}{end},setpts=PTS-STARTPTS")
             plan = []
         vf = ",".join(filters)
         return [(encoding, [*seek, *hevc_decode.input_args(decode), *KEEP_ORIENTATION, "-i", source, "-map", video,
@@ -626,20 +622,25 @@ def check_damage(found: dict[str, int], allowed: int, name: str) -> None:
 CHUNK_SAMPLE_FRAMES = 8
 
 
+def seek_input(chunk: dict[str, Any] | None) -> tuple[list[str], str | None]:
+    """A seek chunk's input options and filter: decode from the keyframe before the chunk, keep exactly its frames
+    by source timestamp (-copyts) and start them at 0. ([], None) for anything else."""
+    if chunk is None:
+        return [], None
+    end = f":end_pts={int(chunk['pts_end'])}" if chunk.get("pts_end") is not None else ""
+    return (["-copyts", "-ss", str(chunk["seek_s"])],
+            f"trim=start_pts={int(chunk['pts_start'])}{end},setpts=PTS-STARTPTS")
+
+
 def chunk_quality(job: EncodeJob, source: str, video: Path, mode: str, work: Path) -> dict[str, Any]:
     """PSNR/SSIM of a chunk's encoded frames against the source frames it was made from (the segment, or for a
     seek chunk the source read from the same keyframe and trimmed the same way), measured by the chunk's job so
     that verification of a chunked encode runs in parallel; the decoder's damage lines of the encoded chunk too."""
     if mode not in ("full", "sampled"):
         return {"mode": "off", "frames": 0}
-    chunk = job.seek_chunk
-    seek: list[str] = []
-    source_filter, index = "", 0
-    if chunk is not None:
-        seek = ["-copyts", "-ss", str(chunk["seek_s"])]
-        end = f":end_pts={int(chunk['pts_end'])}" if chunk.get("pts_end") is not None else ""
-        source_filter = f"trim=start_pts={int(chunk['pts_start'])}{end},setpts=PTS-STARTPTS,"
-        index = int(job.video.get("index", 0))
+    seek, trim = seek_input(job.seek_chunk)
+    source_filter = f"{trim}," if trim else ""
+    index = int(job.video.get("index", 0)) if trim else 0
     frames = CHUNK_SAMPLE_FRAMES if mode == "sampled" else None
     graph, maps = metrics_graph(job.profile, index, frames, "_chunk", source_filter)
     proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "level+warning", "-threads",
@@ -939,23 +940,20 @@ def measure(video: str, source: str, *, info: dict[str, Any], profile: str, mode
     probe_info = hevc_probe.ffprobe_json(["-select_streams", "v:0", "-show_streams", "-show_format"], video,
                                          "cannot read the encoded video (ffprobe: {why})")
     write_atomic(work / "video.json", json.dumps(probe_info, indent=2) + "\n")
-    first = hevc_probe.ffprobe_json(
-        ["-threads", "1", "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_frames", "-show_entries",
-         "frame=color_range,color_space,color_primaries,color_transfer:frame_side_data"], video,
-        "cannot decode the encoded video's first frame (ffprobe: {why})")
-    write_atomic(work / "video_first_frame.json", json.dumps(first, indent=2) + "\n")
-    times = {}
-    video_keys: list[int] = []
-    for what, path, stream, tb in (("video", video, "v:0", str(((probe_info.get("streams") or [{}])[0])
-                                                                .get("time_base", ""))),
-                                   ("source", source, str(index), str(src.get("time_base", "")))):
-        out, err = hevc_probe.run_ffprobe(["-v", "warning", "-select_streams", stream, "-show_entries",
-                                           "packet=pts,dts,duration,flags", "-of", "csv=p=0"], path,
-                                          f"cannot read the {what}'s packets (ffprobe: {{why}})")
-        scan = hevc_probe.scan_packets(out, err)
-        times[what] = relative_times(scan, tb)
-        if what == "video":
-            video_keys = [bisect.bisect_left(scan.pts, k) for k in scan.keyframes]
+    first = hevc_probe.first_frame(video, "v:0", "cannot decode the encoded video's first frame (ffprobe: {why})")
+    write_atomic(work / "video_first_frame.json", json.dumps({"frames": [first]}, indent=2) + "\n")
+    scan = hevc_probe.packet_scan(video, "v:0", "cannot read the video's packets (ffprobe: {why})")
+    times = {"video": relative_times(scan, str(((probe_info.get("streams") or [{}])[0]).get("time_base", "")))}
+    video_keys = [bisect.bisect_left(scan.pts, k) for k in scan.keyframes]
+    # The source's timestamps come from the probe, which read them already; a master is not read again.
+    known = info.get("timestamps")
+    if isinstance(known, dict) and isinstance(known.get("pts"), list):
+        times["source"] = relative_times(hevc_probe.PacketScan(pts=[int(p) for p in known["pts"]]),
+                                         str(known.get("time_base", "")))
+    else:
+        times["source"] = relative_times(
+            hevc_probe.packet_scan(source, str(index), "cannot read the source's packets (ffprobe: {why})"),
+            str(src.get("time_base", "")))
     write_atomic(work / "frames.txt", f"{len(times['video'])}\n")
     write_atomic(work / "timestamps.json", json.dumps({k: [str(t) for t in v] for k, v in times.items()}) + "\n")
     for stale in work.glob("psnr*.log"):
