@@ -87,18 +87,17 @@ def test_stale_image_tag(tmp_path, expect_user_error):
 
 
 ALIGNMENT_WDL = settings.WDL_DIR / "tasks" / "alignment.wdl"
-ALIGN_INPUTS = {"fastq_r1": str(DATA / "sample_R1.fastq.gz"), "fastq_r2": str(DATA / "sample_R2.fastq.gz"),
-                "reference_fasta": str(DATA / "reference.fa"), "aligner_index": [], "sample_name": "S1", "cpu": 1,
-                "memory_gb": 1}
+ALIGN_INPUTS = {"fastq_1": str(DATA / "sample_R1.fastq.gz"), "fastq_2": str(DATA / "sample_R2.fastq.gz"),
+                "lane_id": "S1", "fastq_names": ["fastq_r1", "fastq_r2"], "cpu": 1, "memory_gb": 1}
 
 
 # Each bad input below is refused by the first task that reads it: that task alone is run (run_task).
 
 
 def test_fasta_given_as_fastq(run_task, expect_user_error):
-    msg = expect_user_error(run_task, ALIGNMENT_WDL, "align_reads",
-                            {**ALIGN_INPUTS, "fastq_r1": str(DATA / "reference.fa")})
-    assert msg.endswith("align_reads: fastq_r1 'reference.fa' is FASTA, not FASTQ (starts with '>'): give sequencing "
+    msg = expect_user_error(run_task, ALIGNMENT_WDL, "split_lane",
+                            {**ALIGN_INPUTS, "fastq_1": str(DATA / "reference.fa")})
+    assert msg.endswith("split_lane: fastq_r1 'reference.fa' is FASTA, not FASTQ (starts with '>'): give sequencing "
                         "reads with qualities")
 
 
@@ -107,8 +106,8 @@ def test_mates_with_different_read_counts(run_task, expect_user_error, tmp_path)
     short = tmp_path / "short_R2.fastq.gz"
     with gzip.open(short, "wt") as fh:
         fh.writelines(lines[: 4 * 3000])
-    msg = expect_user_error(run_task, ALIGNMENT_WDL, "align_reads", {**ALIGN_INPUTS, "fastq_r2": str(short)})
-    assert msg.endswith("align_reads: mates differ in length: fastq_r1 has 3300 reads, fastq_r2 has 3000; give the "
+    msg = expect_user_error(run_task, ALIGNMENT_WDL, "split_lane", {**ALIGN_INPUTS, "fastq_2": str(short)})
+    assert msg.endswith("split_lane: mates differ in length: fastq_r1 has 3300 reads, fastq_r2 has 3000; give the "
                         "two files of one paired run")
 
 
@@ -116,8 +115,8 @@ def test_truncated_fastq(run_task, expect_user_error, tmp_path):
     lines = gzip.open(DATA / "sample_R1.fastq.gz", "rt").read().splitlines(keepends=True)
     broken = tmp_path / "broken_R1.fastq"
     broken.write_text("".join(lines[:4 * 10] + lines[4 * 10 + 1:]))  # one line missing
-    msg = expect_user_error(run_task, ALIGNMENT_WDL, "align_reads", {**ALIGN_INPUTS, "fastq_r1": str(broken)})
-    assert msg.endswith("align_reads: fastq_r1 'broken_R1.fastq' is not FASTQ: line 41: record header expected (line "
+    msg = expect_user_error(run_task, ALIGNMENT_WDL, "split_lane", {**ALIGN_INPUTS, "fastq_1": str(broken)})
+    assert msg.endswith("split_lane: fastq_r1 'broken_R1.fastq' is not FASTQ: line 41: record header expected (line "
                         "starting with @)")
 
 

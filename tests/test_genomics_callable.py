@@ -80,7 +80,7 @@ def test_callable_summary_numbers(dup_run, tmp_path):
     assert values["scope"] == "genome" and values["total_bp"] == "16571"
     # the same count from another tool: bases with fewer than 4 reads of MAPQ >= 20 (samtools depth)
     bam = out(run, "bam")
-    image = json.loads((run.run_dir / "call-align_reads" / "inputs.json").read_text())["docker_image"]
+    image = json.loads((run.run_dir / "call-merge_sample" / "inputs.json").read_text())["docker_image"]
     depth = subprocess.run(["podman", "run", "--rm", "--network", "none", "--user", "0:0", "-v",
                             f"{bam.resolve().parent}:/data:ro", image, "samtools", "depth", "-a", "-s", "-Q", "20",
                             f"/data/{bam.resolve().name}"], capture_output=True, text=True, check=True, timeout=300)
@@ -116,6 +116,6 @@ def test_evaluate_inside_and_outside_callable(dup_run, capsys):
 def test_hostile_file_names_just_work(dup_run):
     run, folder = dup_run
     counts = out(run, "read_counts").read_text()
-    assert counts == "fastq_r1\t3300\nfastq_r2\t3300\n"
+    assert counts == "fastq_r1\t3300\nfastq_r2\t3300\nafter_fastp\t3300\n"
     assert not list(run.run_dir.rglob("PWNED")) and not list(folder.parent.rglob("PWNED"))
     assert not (settings.REPO_ROOT / "PWNED").exists()

@@ -75,7 +75,7 @@ def test_alignment_stats(wgs_run):
     bam = out(wgs_run, "bam")
     assert bam.read_bytes()[:2] == b"\x1f\x8b" and out(wgs_run, "bai").stat().st_size > 0
     counts = dict(line.split("\t") for line in out(wgs_run, "read_counts").read_text().splitlines())
-    assert counts == {"fastq_r1": "3300", "fastq_r2": "3300"}
+    assert counts == {"fastq_r1": "3300", "fastq_r2": "3300", "after_fastp": "3300"}
 
 
 def test_index_built_when_absent(wgs_run):

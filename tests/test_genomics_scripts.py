@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 import gzip
+import json
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -33,6 +35,8 @@ NAME_RULE = "may hold only letters, digits, '.', '_' and '-' (at most 64, not st
 
 
 gt = load_script(GENOMICS / "genomics_tasks.py")
+fl = load_script(GENOMICS / "fastq_lane.py")
+co = load_script(GENOMICS / "cohort.py")
 st = load_script(SNPEFF / "snpeff_tasks.py")
 
 
@@ -98,7 +102,7 @@ def test_read_group_line(capsys):
 @pytest.mark.parametrize("rg_id", ["", "a\tb", "back\\slash", "bell\x07"])
 def test_read_group_refuses_control_characters(capsys, rg_id):
     assert error_of(capsys, gt, "read-group", "--", "S1", rg_id, "ILLUMINA") == (
-        f"read_group_id/platform '{rg_id}' is empty or holds a tab, backslash or control character: give plain text")
+        f"read group ID '{rg_id}' is empty or holds a tab, backslash or control character: give plain text")
 
 
 def test_read_group_checks_the_sample_name_first(capsys):
@@ -209,7 +213,8 @@ def fastq(path: Path, recs: list[list[str]], compress: bool = True, end: str = "
 
 
 def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], r1: Path, r2: Path) -> tuple[int, str]:
-    status, out, err = run(capsys, gt, "check-fastq", str(r1), str(r2), str(tmp_path / "counts.tsv"))
+    status, out, err = run(capsys, gt, "split-lane", "--fastq", str(r1), str(r2), "--names", "fastq_r1", "fastq_r2",
+                           "--check-only", "--counts", str(tmp_path / "counts.tsv"))
     assert out == ""
     if status == 0:
         return 0, (tmp_path / "counts.tsv").read_text()
@@ -298,13 +303,13 @@ def test_truncated_inside_a_record(tmp_path, capsys):
     r2 = tmp_path / "R2.fastq"
     lines = [line for rec in records(2, 20) for line in rec][:42]
     r2.write_text("\n".join(lines)[:-7])  # and the last line cut short, without its newline
-    assert check(tmp_path, capsys, r1, r2) == (1, "fastq_r2 'R2.fastq' is truncated: it ends inside record 11 (line "
-                                                  "42): copy or download it again")
+    assert check(tmp_path, capsys, r1, r2) == (1, "fastq_r2 'R2.fastq' is truncated: 42 lines is not a whole number "
+                                                  "of 4-line records: copy or download it again")
 
 
 def test_truncated_gzip_is_named_by_gzip(tmp_path, capsys):
     """gzip's own complaint (recorded: an empty line, then 'gzip: <file>: unexpected end of file')."""
-    assert gt.gzip_problem((DATA / "gzip_truncated.log").read_text()) == "unexpected end of file"
+    assert fl.gzip_problem((DATA / "gzip_truncated.log").read_text()) == "unexpected end of file"
     whole = gzip.compress("".join(line + "\n" for rec in records(1, None) for line in rec).encode(), compresslevel=1)
     r1 = tmp_path / "R1.fastq.gz"
     r1.write_bytes(whole[: len(whole) // 2])
@@ -630,3 +635,203 @@ def test_unplaced_calls_from_recorded_snpeff_output(tmp_path, capsys):
     assert len(placed) > 5
     vcf.write_bytes(gzip.compress("".join(placed).encode()))
     assert run(capsys, st, "unplaced", str(vcf), "g") == (0, "", "")
+
+
+# -- one lane in one pass: blocks, interleaving, single-end (fastq_lane.py) -------------------------------------
+
+
+def _stream(recs1: list[list[str]], recs2: list[list[str]] | None, block: int) -> tuple[int, bytes]:
+    import io
+
+    m = fl.Mates("fastq_1", "a.fq", "fastq_2", "b.fq") if recs2 is not None else fl.Mates("fastq_1", "a.fq")
+    s1 = io.BytesIO("".join(line + "\n" for rec in recs1 for line in rec).encode())
+    s2 = io.BytesIO("".join(line + "\n" for rec in recs2 for line in rec).encode()) if recs2 is not None else None
+    sink = io.BytesIO()
+    reads = fl.stream_pairs(m, s1, s2, sink, block_records=block)
+    return reads, sink.getvalue()
+
+
+@pytest.mark.parametrize("block", [1, 7, 200, 5000])
+def test_pairs_are_interleaved_whatever_the_block_size(block):
+    r1, r2 = records(1), records(2)
+    reads, out = _stream(r1, r2, block)
+    expected = "".join(line + "\n" for a, b in zip(r1, r2, strict=True) for line in a + b).encode()
+    assert reads == 200 and out == expected
+
+
+@pytest.mark.parametrize("block", [3, 64])
+def test_a_problem_past_the_first_block_names_its_read(block):
+    import io
+
+    r2 = _swap(records(2))
+    m = fl.Mates("fastq_1", "a.fq", "fastq_2", "b.fq")
+    s1 = io.BytesIO("".join(line + "\n" for rec in records(1) for line in rec).encode())
+    s2 = io.BytesIO("".join(line + "\n" for rec in r2 for line in rec).encode())
+    with pytest.raises(fl.TaskError, match="out of sync at read 101: 'hap1_101' in fastq_1 but 'hap1_102' in fastq_2"):
+        fl.stream_pairs(m, s1, s2, None, block_records=block)
+
+
+def test_single_end_lane_and_a_last_line_without_newline():
+    import io
+
+    text = "".join(line + "\n" for rec in records(1, 30) for line in rec).rstrip("\n")
+    reads = fl.stream_pairs(fl.Mates("fastq_1", "se.fq"), io.BytesIO(text.encode()), None, None, block_records=4)
+    assert reads == 30
+    with pytest.raises(fl.TaskError, match=r"fastq_1 'se.fq' is truncated: 118 lines is not a whole number"):
+        fl.stream_pairs(fl.Mates("fastq_1", "se.fq"), io.BytesIO("\n".join(text.split("\n")[:118]).encode()), None,
+                        None, block_records=4)
+
+
+def test_fastp_command_line():
+    fp = fl.Fastp(reads_per_shard=2_000_000, threads=4)
+    argv = fp.argv(True, Path("w"))
+    assert argv[:2] == ["fastp", "--stdin"] and "--interleaved_in" in argv
+    assert argv[argv.index("--split_by_lines") + 1] == "8000000" and argv[argv.index("-w") + 1] == "4"
+    assert "-A" not in argv
+    untouched = fl.Fastp(1000, trim=False).argv(False, Path("w"))
+    assert {"-A", "-Q", "-L", "-G"} <= set(untouched) and "--interleaved_in" not in untouched
+
+
+def test_fastp_shards_skip_the_empty_last_file(tmp_path):
+    """fastp 0.23.2 leaves an empty last file when the reads fill the shards exactly (seen on the bundled sample
+    with 1000 reads per shard)."""
+    for i, size in ((1, 10), (2, 10), (3, 0)):
+        for mate in (1, 2):
+            (tmp_path / f"{i:04d}.R{mate}.fq.gz").write_bytes(b"x" * size)
+    assert [r1.name for r1, _ in fl._shards(tmp_path, True)] == ["0001.R1.fq.gz", "0002.R1.fq.gz"]
+
+
+def test_reads_per_shard_has_a_floor(tmp_path, capsys):
+    status, _, err = run(capsys, gt, "split-lane", "--fastq", str(INPUTS / "sample_R1.fastq.gz"), "--names",
+                         "fastq_1", "--reads-per-shard", "10", "--counts", str(tmp_path / "c.tsv"))
+    assert status == 1 and err == "ERROR: reads_per_shard must be at least 1000, got 10\n"
+
+
+@pytest.mark.parametrize(("paths", "problem"), [
+    (["/a/1/shard_0003_R1.fq.gz", "/b/7/shard_0003_R2.fq.gz"], None),
+    (["/a/shard_0012_R1.fq.gz"], None),
+    (["/a/shard_0003_R1.fq.gz", "/b/shard_0004_R2.fq.gz"], "the first and second mates of one shard"),
+    (["/a/shard_0003_R2.fq.gz", "/b/shard_0003_R1.fq.gz"], "the first and second mates of one shard"),
+    (["/a/reads_R1.fastq.gz"], "give the shards of split_lane"),
+])
+def test_align_shard_takes_the_two_mates_of_one_shard(paths, problem):
+    if problem is None:
+        gt.same_shard(paths)
+    else:
+        with pytest.raises(gt.TaskError, match=problem):
+            gt.same_shard(paths)
+
+
+def test_read_group_carries_the_library():
+    assert gt.read_group("S1", "S1.L002", "ILLUMINA", "LIB7") == "@RG\\tID:S1.L002\\tSM:S1\\tPL:ILLUMINA\\tLB:LIB7"
+    assert gt.read_group("S1", "S1", "ILLUMINA").endswith("\\tLB:S1")
+    with pytest.raises(gt.TaskError, match="library 'a\tb' is empty or holds a tab"):
+        gt.read_group("S1", "S1", "ILLUMINA", "a\tb")
+
+
+# -- the cohort (cohort.py) ---------------------------------------------------------------------------------------
+
+LANES = [["S1", "S1.L001", "S1", "ILLUMINA", "/d/S1_L001_R1.fq.gz", "/d/S1_L001_R2.fq.gz"],
+         ["S1", "S1.L002", "S1", "illumina", "/d/S1_L002_R1.fq.gz", "/d/S1_L002_R2.fq.gz"],
+         ["S2", "FCX.3", "libB", "ILLUMINA", "s3://bucket/S2_R1.fq.gz", "s3://bucket/S2_R2.fq.gz"],
+         ["S3", "S3.L001", "S3", "ONT", "/d/S3.fq.gz", ""]]
+
+
+def test_a_cohort_passes_with_its_summary():
+    assert co.check_lanes(LANES, 3) == "3 samples, 4 lanes (3 paired, 1 single-end)"
+
+
+def _bad(change: int, column: int, value: str) -> list[list[str]]:
+    rows = [list(r) for r in LANES]
+    rows[change][column] = value
+    return rows
+
+
+BAD_COHORTS = {
+    "sample name": (_bad(0, 0, "S 1"), "sample name 'S 1' may hold only"),
+    "read group twice": (_bad(1, 1, "S1.L001"), "read group 'S1.L001' is given twice (samples 'S1' and 'S1')"),
+    "read group with a slash": (_bad(2, 1, "a/b"), "read group 'a/b' may hold only"),
+    "platform": (_bad(2, 3, "HiSeq"), "platform 'HiSeq' is not a SAM platform"),
+    "same file twice": (_bad(1, 4, "/d/S1_L001_R1.fq.gz"), "'/d/S1_L001_R1.fq.gz' is already the reads of lane 1"),
+    "mates the same file": (_bad(2, 5, "s3://bucket/S2_R1.fq.gz"), "fastq_1 and fastq_2 are the same file"),
+    "mixed single and paired": (_bad(1, 5, ""), "sample 'S1' mixes paired and single-end lanes (1 paired, 1 single"),
+    "a tab in a value": ([*LANES[:1], [*LANES[1], "extra"]], "lane 2 has 7 fields, not 6"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COHORTS))
+def test_bad_cohorts(case):
+    rows, problem = BAD_COHORTS[case]
+    with pytest.raises(co.TaskError, match=re.escape(problem)):
+        co.check_lanes(rows, 3)
+
+
+def test_a_sample_split_in_two_by_the_json_is_refused():
+    with pytest.raises(co.TaskError, match="4 samples are given but 3 distinct names"):
+        co.check_lanes(LANES, 4)
+
+
+def test_check_samples_writes_the_scatter_order(tmp_path):
+    lanes = tmp_path / "lanes.tsv"
+    lanes.write_text("".join("\t".join(r) + "\n" for r in LANES))
+    co.check_samples(lanes, 3, tmp_path / "i.json", tmp_path / "s.txt")
+    assert json.loads((tmp_path / "i.json").read_text()) == [0, 1, 2]
+    assert (tmp_path / "s.txt").read_text() == "3 samples, 4 lanes (3 paired, 1 single-end)\n"
+
+
+def test_cohort_callable_is_the_intersection():
+    a = [("chrM", 0, 100), ("chrM", 200, 300), ("chr1", 0, 50)]
+    b = [("chrM", 50, 250), ("chr1", 10, 20)]
+    c = [("chrM", 0, 1000), ("chr1", 0, 15)]
+    rows, summary = co.cohort_callable("coh", ["A", "B", "C"], [a, b, c], ["x\ntotal_bp\t2000\n"] * 3)
+    assert rows == [("chrM", 50, 100), ("chrM", 200, 250), ("chr1", 10, 15)]
+    assert summary.splitlines()[0] == "coh: 105 bp callable in all 3 samples (5.25% of 2000 bp)"
+    assert summary.splitlines()[1:] == ["A\t250", "B\t210", "C\t1015"]
+
+
+@pytest.mark.parametrize("case", ["sample name", "read group twice", "read group with a slash", "platform",
+                                  "same file twice", "mates the same file", "mixed single and paired"])
+def test_the_cli_refuses_what_the_task_refuses(tmp_path, case):
+    """The cohort check of the task (containers/genomics/cohort.py, for Cromwell users) and the CLI's sample-sheet
+    check (scripts/batchpipes/samplesheet.py) hold the same rules: each cohort the task refuses, the CLI refuses
+    as a sheet too (s3:// paths: only the rules are compared, not the files)."""
+    from batchpipes import samplesheet
+    from batchpipes.errors import UserError
+
+    rows, _ = BAD_COHORTS[case]
+    lines = ["sample\tread_group\tlibrary\tplatform\tfastq_1\tfastq_2"]
+    lines += ["\t".join([r[0], r[1], r[2], r[3], *(p.replace("/d/", "s3://b/") for p in r[4:])]) for r in rows]
+    sheet = tmp_path / "sheet.tsv"
+    sheet.write_text("\n".join(lines) + "\n")
+    with pytest.raises(co.TaskError):
+        co.check_lanes(rows, 3)
+    with pytest.raises(UserError):
+        samplesheet.read(sheet, local=False)
+    good = tmp_path / "good.tsv"
+    good.write_text("\n".join(lines[:1] + ["\t".join([*r[:4], *(p.replace("/d/", "s3://b/") for p in r[4:])])
+                                           for r in LANES]) + "\n")
+    assert samplesheet.read(good, local=False).summary().startswith("3 samples")
+
+
+# -- duplicates within each library (markdup.py) ------------------------------------------------------------------
+
+md = load_script(GENOMICS / "markdup.py")
+
+
+def _header(*groups: str) -> str:
+    return "@HD\tVN:1.6\tSO:coordinate\n@SQ\tSN:chrM\tLN:16571\n" + "".join(f"@RG\t{g}\n" for g in groups) + \
+        "@PG\tID:bwa\tPN:bwa\n"
+
+
+def test_shards_are_grouped_by_the_library_of_their_read_group():
+    shards = [("/x/1/shard.bam", _header("ID:S1.L001\tSM:S1\tPL:ILLUMINA\tLB:libA")),
+              ("/x/2/shard.bam", _header("ID:S1.L002\tSM:S1\tLB:libB\tPL:ILLUMINA")),
+              ("/x/3/shard.bam", _header("ID:S1.L003\tSM:S1\tPL:ILLUMINA\tLB:libA")),
+              ("/x/4/shard.bam", _header("ID:S1.L004\tSM:S1\tPL:ILLUMINA"))]  # no LB: its read group alone
+    assert md.group_by_library(shards) == {"libA": ["/x/1/shard.bam", "/x/3/shard.bam"], "libB": ["/x/2/shard.bam"],
+                                           "S1.L004": ["/x/4/shard.bam"]}
+
+
+def test_a_shard_with_several_read_groups_is_refused():
+    with pytest.raises(md.TaskError, match="shard BAM 'merged.bam' has 2 read groups, not 1"):
+        md.library_of(_header("ID:a\tLB:x", "ID:b\tLB:y"), "merged.bam")

@@ -55,10 +55,10 @@ def write_fastq(path: Path, records: list[list[str]]) -> Path:
     return path
 
 
-def align(run_task, tmp_path: Path, r1: Path, r2: Path, **extra: Any):
-    inputs: dict[str, Any] = {"fastq_r1": str(r1), "fastq_r2": str(r2), "reference_fasta": str(DATA / "reference.fa"),
-                              "aligner_index": [], "sample_name": "S1", "cpu": 1, "memory_gb": 1}
-    return run_task("alignment.wdl", "align_reads", **{**inputs, **extra})
+def split_reads(run_task, tmp_path: Path, r1: Path, r2: Path, **extra: Any):
+    inputs: dict[str, Any] = {"fastq_1": str(r1), "fastq_2": str(r2), "lane_id": "S1",
+                              "fastq_names": ["fastq_r1", "fastq_r2"], "cpu": 1, "memory_gb": 1}
+    return run_task("alignment.wdl", "split_lane", **{**inputs, **extra})
 
 
 # --- FASTQ: one pass over both mates ------------------------------------------------------------------------
@@ -109,9 +109,10 @@ def test_bad_fastq_pairs(run_task, tmp_path, case):
         r1 = write_fastq(tmp_path / "R1.fastq.gz", fastq_records(2))
     else:
         r1 = write_fastq(tmp_path / "R1.fastq.gz", change1(fastq_records(1)) if change1 else fastq_records(1))
-    ok, message, run_dir = align(run_task, tmp_path, r1, r2)
+    ok, message, run_dir = split_reads(run_task, tmp_path, r1, r2)
     assert not ok and message == expected
-    assert not list(run_dir.rglob("S1.bam*")) and not list(run_dir.rglob("read_counts.tsv"))
+    assert not list(run_dir.rglob("shard_*")) and not list(run_dir.rglob("*read_counts.tsv"))
+    assert not list(run_dir.rglob("*fastp.json"))
 
 
 def test_mates_checked_through_illumina_comments_and_hostile_names(run_task, tmp_path):
@@ -126,22 +127,33 @@ def test_mates_checked_through_illumina_comments_and_hostile_names(run_task, tmp
                                     reference_fasta=str(DATA / "reference.fa"), memory_gb=1)
     assert ok, index_outputs
     assert isinstance(index_outputs, dict)
-    ok, outputs, run_dir = run_task("alignment.wdl", "align_reads", fastq_r1=str(r1), fastq_r2=str(r2),
-                                    reference_fasta=str(DATA / "reference.fa"),
-                                    aligner_index=index_outputs["index_reference.aligner_index"],
-                                    sample_name="S1", cpu=1, memory_gb=1)
+    ok, outputs, run_dir = split_reads(run_task, tmp_path, r1, r2)
     assert ok, outputs
     assert isinstance(outputs, dict)
-    counts = Path(outputs["align_reads.read_counts"]).read_text()
-    assert counts == "fastq_r1\t400\nfastq_r2\t400\n"
-    assert Path(outputs["align_reads.bam"]).name == "S1.bam"
-    assert not list(tmp_path.rglob("PWNED")) and not list(run_dir.rglob("PWNED"))
+    counts = Path(outputs["split_lane.read_counts"]).read_text()
+    assert counts == "fastq_r1\t400\nfastq_r2\t400\nafter_fastp\t400\n"
+    shards = [outputs["split_lane.shards_1"][0], outputs["split_lane.shards_2"][0]]
+    ok, aligned, run_dir2 = run_task("alignment.wdl", "align_shard", reads=shards,
+                                     reference_fasta=str(DATA / "reference.fa"),
+                                     aligner_index=index_outputs["index_reference.aligner_index"],
+                                     sample_name="S1", read_group="S1", cpu=1, memory_gb=1)
+    assert ok, aligned
+    assert isinstance(aligned, dict)
+    assert not list(tmp_path.rglob("PWNED")) and not list(run_dir.rglob("PWNED")) and not list(run_dir2.rglob("PWNED"))
+
+
+def align_shard(run_task, tmp_path: Path, n: int = 200, **extra: Any):
+    """align_shard on the first ``n`` pairs of the bundled sample, named as split_lane names a shard."""
+    r1 = write_fastq(tmp_path / "shard_0001_R1.fq.gz", fastq_records(1)[:n])
+    r2 = write_fastq(tmp_path / "shard_0001_R2.fq.gz", fastq_records(2)[:n])
+    inputs: dict[str, Any] = {"reads": [str(r1), str(r2)], "reference_fasta": str(DATA / "reference.fa"),
+                              "aligner_index": [], "sample_name": "S1", "read_group": "S1", "cpu": 1, "memory_gb": 1}
+    return run_task("alignment.wdl", "align_shard", **{**inputs, **extra})
 
 
 def test_sample_name_is_checked_in_the_task(run_task, tmp_path):
     """For Cromwell users who bypass the CLI: the task refuses a name that would become a path or shell code."""
-    r1, r2 = DATA / "sample_R1.fastq.gz", DATA / "sample_R2.fastq.gz"
-    ok, message, run_dir = align(run_task, tmp_path, r1, r2, sample_name="x';touch PWNED;: '")
+    ok, message, run_dir = align_shard(run_task, tmp_path, sample_name="x';touch PWNED;: '")
     assert not ok and message == ("sample_name 'x';touch PWNED;: '' may hold only letters, digits, '.', '_' and '-' "
                                   "(at most 64, not starting with . _ -): rename it")
     assert not list(run_dir.rglob("PWNED"))
@@ -170,12 +182,10 @@ def test_duplicate_contig_names_with_a_prebuilt_index(run_task, genomics_image, 
                     genomics_image, "bwa", "index", "/d/dup.fa"], check=True, capture_output=True, timeout=300)
     index = [str(p) for p in sorted(ref.parent.glob("dup.fa.*"))]
     assert len(index) == 5
-    r1 = write_fastq(tmp_path / "R1.fastq.gz", fastq_records(1)[:200])
-    r2 = write_fastq(tmp_path / "R2.fastq.gz", fastq_records(2)[:200])
-    ok, message, run_dir = align(run_task, tmp_path, r1, r2, reference_fasta=str(ref), aligner_index=index)
+    ok, message, run_dir = align_shard(run_task, tmp_path, reference_fasta=str(ref), aligner_index=index)
     assert not ok and message == (f"reference_fasta names contig '{CONTIG}' more than once: give every sequence a "
                                   "unique name and rebuild the index")
-    assert not list(run_dir.rglob("S1.bam*"))
+    assert not (run_dir / "work" / "shard.bam").exists()
 
 
 # --- Targets BED ----------------------------------------------------------------------------------------------

@@ -47,6 +47,19 @@ TABLE: dict[tuple[str, str], str | None] = {
     ("genomics", "aligner_index"): ACCEPT,
     ("genomics", "annotation"): ACCEPT,
     ("genomics", "targets_bed"): ACCEPT,
+    ("genomics_cohort", "cohort_name"): NAME,
+    ("genomics_cohort", "snpeff_genome"): NAME,
+    ("genomics_cohort", "codon_table"): "is not a snpEff codon table name",
+    ("genomics_cohort", "aligner"): CHOICE,
+    ("genomics_cohort", "caller"): CHOICE,
+    ("genomics_cohort", "genomics_image"): IMAGE,
+    ("genomics_cohort", "snpeff_image"): IMAGE,
+    ("genomics_cohort", "multiqc_image"): IMAGE,
+    ("genomics_cohort", "reference_fasta"): ACCEPT,
+    ("genomics_cohort", "reference_fai"): ACCEPT,
+    ("genomics_cohort", "aligner_index"): ACCEPT,
+    ("genomics_cohort", "annotation"): ACCEPT,
+    ("genomics_cohort", "targets_bed"): ACCEPT,
     ("gromacs", "structure"): ACCEPT,
     ("gromacs", "name"): NAME,
     ("gromacs", "force_field"): "is not a force field name",
@@ -106,11 +119,21 @@ def test_every_string_and_file_input_has_a_row() -> None:
     assert TABLE.keys() - found == set(), "rows for inputs that no longer exist"
 
 
+def _absolute(value: Any) -> Any:
+    """Relative paths of the bundled inputs (also inside a cohort's samples) made absolute."""
+    if isinstance(value, str) and (settings.INPUTS_DIR / value).is_file():
+        return str(settings.INPUTS_DIR / value)
+    if isinstance(value, list):
+        return [_absolute(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _absolute(v) for k, v in value.items()}
+    return value
+
+
 def _bundled(pipeline: str) -> dict[str, Any]:
     """The bundled local inputs with absolute paths."""
     data = json.loads((settings.INPUTS_DIR / f"{pipeline}.local.json").read_text())
-    return {k: str(settings.INPUTS_DIR / v) if isinstance(v, str) and (settings.INPUTS_DIR / v).is_file() else v
-            for k, v in data.items() if not k.startswith("#")}
+    return {k: _absolute(v) for k, v in data.items() if not k.startswith("#")}
 
 
 def _hostile_file(tmp_path: Path, text: str, like: Path | None) -> str:

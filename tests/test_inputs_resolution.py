@@ -67,7 +67,7 @@ def test_set_paths_are_read_from_the_cwd_and_errors_name_set(tmp_path: Path, mon
 
 
 @pytest.mark.parametrize(("name", "value", "bounds"), [
-    ("align_reads.disk_gb", 100000, "1 to 16384"),
+    ("merge_sample.disk_gb", 100000, "1 to 16384"),
     ("align_cpu", 0, "1 to 192"),
     ("align_cpu", 1000, "1 to 192"),
     ("align_memory_gb", 65536, "1 to 4096"),
@@ -83,9 +83,9 @@ def test_absurd_resource_requests_are_refused(tmp_path: Path, expect_user_error,
 
 
 def test_sane_resource_requests_pass(tmp_path: Path) -> None:
-    path = write_inputs(tmp_path, **{"align_reads.disk_gb": 16384, "align_cpu": 96, "align_memory_gb": 768})
+    path = write_inputs(tmp_path, **{"merge_sample.disk_gb": 16384, "align_cpu": 96, "align_memory_gb": 768})
     resolved = local.prepare_inputs(workflows.get("genomics"), path, {})
-    assert resolved["genomics.align_reads.disk_gb"] == 16384
+    assert resolved["genomics.merge_sample.disk_gb"] == 16384
 
 
 @pytest.mark.parametrize(("text", "what"), [("SIM\r001", "a carriage return"), ("SIM\x00", "a NUL byte"),

@@ -8,13 +8,14 @@ import "tasks/qc.wdl" as qc
 
 workflow genomics {
     meta {
-        description: "Genomics secondary analysis: paired FASTQ -> sorted, duplicate-marked, indexed BAM -> in parallel {sharded variant calling -> snpEff annotation}, {samtools stats/flagstat} and {callable regions}. Exome mode when targets_bed is given."
+        description: "Genomics secondary analysis of one sample: paired FASTQ -> one checking, trimming and sharding pass (fastp) -> shards aligned in parallel -> merged, duplicate-marked, indexed BAM -> in parallel {sharded variant calling -> snpEff annotation}, {samtools stats/flagstat} and {callable regions}. Exome mode when targets_bed is given. For several samples or lanes, genomics_cohort runs the same tasks."
         author: "batchpipes"
         outputs: {
             bam: "Sorted, duplicate-marked BAM (<sample>.bam)",
             bai: "BAM index (<sample>.bam.bai)",
             markdup_metrics: "samtools markdup statistics",
-            read_counts: "Read pairs counted in each mate file (tab-separated)",
+            read_counts: "Read pairs counted in each mate file and kept by fastp (tab-separated)",
+            fastp_report: "fastp report of the reads (trimming, quality), HTML",
             vcf: "Variant calls (FILTER PASS or LowQual), bgzip (<sample>.vcf.gz)",
             vcf_index: "Tabix index of vcf (<sample>.vcf.gz.tbi)",
             vcf_stats: "bcftools stats of the PASS calls",
@@ -55,8 +56,10 @@ workflow genomics {
         }
         targets_bed: "Target regions (exome mode), BED (0-based, half-open): calling restricted to them, target QC added; track/browser/# header lines, extra columns, CRLF line ends, any order and overlaps are accepted"
         target_padding: "Bases added on each side of every target"
+        reads_per_shard: "Read pairs per alignment job (shard), at most"
+        trim_reads: "Trim adapters and filter reads with fastp's defaults; false aligns the reads as they are"
         aligner: {
-            description: "Short-read aligner (checked once, by align_reads)",
+            description: "Short-read aligner (checked by align_shard)",
             choices: ["bwa", "minimap2"]
         }
         caller: {
@@ -68,8 +71,8 @@ workflow genomics {
         min_qual: "Calls with QUAL below this are marked LowQual"
         min_mapq: "Minimum mapping quality of a read used for calling and counted for callable regions"
         min_depth: "A base is callable with at least this many reads of MAPQ >= min_mapq"
-        align_cpu: "Threads for alignment"
-        align_memory_gb: "Memory for alignment, GiB"
+        align_cpu: "Threads for each shard's alignment"
+        align_memory_gb: "Memory for each shard's alignment, GiB"
         genomics_image: "Image with bwa, minimap2, samtools, bcftools, freebayes, mosdepth, bedtools and genomics-tasks (pinned by content hash)"
         snpeff_image: "Image with snpEff and snpeff-tasks (pinned by content hash)"
     }
@@ -86,6 +89,8 @@ workflow genomics {
         String? codon_table
         File? targets_bed
         Int target_padding = 50
+        Int reads_per_shard = 8000000
+        Boolean trim_reads = true
         String aligner = "bwa"
         String caller = "bcftools"
         Int scatter_count = 4
@@ -93,9 +98,9 @@ workflow genomics {
         Int min_qual = 20
         Int min_mapq = 20
         Int min_depth = 4
-        Int align_cpu = 4
-        Int align_memory_gb = 8
-        String genomics_image = "batchpipes/genomics:08b8d4158ec2"
+        Int align_cpu = 8
+        Int align_memory_gb = 16
+        String genomics_image = "batchpipes/genomics:e11421cfbc51"
         String snpeff_image = "batchpipes/snpeff:e08c5641566e"
     }
 
@@ -110,16 +115,39 @@ workflow genomics {
     File fai = select_first([reference_fai, index_reference.fai])
     Array[File] index_files = select_first([aligner_index, index_reference.aligner_index])
 
-    call alignment.align_reads {
+    # One pass over the reads: checked (mates in sync, truncation), trimmed, cut into shards. The lane is named
+    # after the sample (the sample name rule is stricter than the read group ID rule).
+    String lane = sample_name
+    call alignment.split_lane {
         input:
-            fastq_r1 = fastq_r1,
-            fastq_r2 = fastq_r2,
-            reference_fasta = reference_fasta,
-            aligner_index = index_files,
+            fastq_1 = fastq_r1,
+            fastq_2 = fastq_r2,
+            lane_id = lane,
+            fastq_names = ["fastq_r1", "fastq_r2"],
+            reads_per_shard = reads_per_shard,
+            trim_reads = trim_reads,
+            docker_image = genomics_image
+    }
+
+    scatter (shard in transpose([split_lane.shards_1, split_lane.shards_2])) {
+        call alignment.align_shard {
+            input:
+                reads = shard,
+                reference_fasta = reference_fasta,
+                aligner_index = index_files,
+                sample_name = sample_name,
+                read_group = sample_name,
+                aligner = aligner,
+                cpu = align_cpu,
+                memory_gb = align_memory_gb,
+                docker_image = genomics_image
+        }
+    }
+
+    call alignment.merge_sample {
+        input:
+            bams = align_shard.bam,
             sample_name = sample_name,
-            aligner = aligner,
-            cpu = align_cpu,
-            memory_gb = align_memory_gb,
             docker_image = genomics_image
     }
 
@@ -137,8 +165,8 @@ workflow genomics {
     # Branch 1: alignment QC.
     call qc.alignment_qc {
         input:
-            bam = align_reads.bam,
-            bai = align_reads.bai,
+            bam = merge_sample.bam,
+            bai = merge_sample.bai,
             reference_fasta = reference_fasta,
             targets = if defined(targets_bed) then split_regions.intervals else targets_bed,
             sample_name = sample_name,
@@ -148,8 +176,8 @@ workflow genomics {
     # Branch 1b: where calls can be made (reads of MAPQ >= min_mapq, depth >= min_depth).
     call qc.callable_regions {
         input:
-            bam = align_reads.bam,
-            bai = align_reads.bai,
+            bam = merge_sample.bam,
+            bai = merge_sample.bai,
             reference_fai = fai,
             targets = if defined(targets_bed) then split_regions.intervals else targets_bed,
             target_padding = target_padding,
@@ -164,8 +192,8 @@ workflow genomics {
     scatter (region in split_regions.regions) {
         call variant_calling.call_variants {
             input:
-                bam = align_reads.bam,
-                bai = align_reads.bai,
+                bams = [merge_sample.bam],
+                bais = [merge_sample.bai],
                 reference_fasta = reference_fasta,
                 reference_fai = fai,
                 regions_bed = region,
@@ -206,10 +234,11 @@ workflow genomics {
     }
 
     output {
-        File bam = align_reads.bam
-        File bai = align_reads.bai
-        File markdup_metrics = align_reads.markdup_metrics
-        File read_counts = align_reads.read_counts
+        File bam = merge_sample.bam
+        File bai = merge_sample.bai
+        File markdup_metrics = merge_sample.markdup_metrics
+        File read_counts = split_lane.read_counts
+        File fastp_report = split_lane.fastp_html
         File vcf = merge_vcfs.vcf
         File vcf_index = merge_vcfs.vcf_index
         File vcf_stats = merge_vcfs.vcf_stats

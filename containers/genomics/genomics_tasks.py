@@ -10,16 +10,23 @@ are written under a temporary name, then renamed).
 Subcommands, by task:
   index_reference   faidx         check the FASTA (not gzip, starts with '>'), run samtools faidx, turn its
                                   warnings/errors (repeated or ragged sequence) into one line
-  align_reads       choice        the one check of a choice (aligner; caller in split_regions)
-                    read-group    check sample name, read group ID and platform; print the @RG line for bwa/minimap2
+  split_lane        split-lane    one pass over one lane (fastq_lane.py): the checks of both mates (format,
+                                  truncation, CRLF, quality length, mates in sync), fastp, shards
+  align_shard       choice        the one check of a choice (aligner; caller in split_regions)
+                    same-shard    the shard's files are the two mates of one shard, in order
+                    read-group    check sample name, read group ID, platform, library; print the @RG line
                     link-index    link the aligner index beside the reference under fixed names; print the target
-                    check-fastq   one pass over both mates: format, truncation, CRLF, quality length, mates in sync
                     sam-error     the aligner/samtools failed: name a contig repeated in the SAM header
+  merge_sample      merge-sample  merge the shards, duplicates marked within each library (markdup.py)
+  check_samples     check-samples the cohort's lanes (cohort.py): names, read groups, libraries, platforms,
+                                  files given twice, mixed paired/single-end samples
+  cohort_callable   intersect-callable  bases callable in every sample (cohort.py)
   split_regions     split-regions check the .fai and the targets BED, pad, merge, cut into shards
   alignment_qc      bed           BED -> chrom, start, end (0-based, or 1-based inclusive for samtools stats -t)
   callable_regions  mosdepth      depth classes with mosdepth (NO_COVERAGE, LOW_COVERAGE, CALLABLE)
                     callable      callable BED and the summary of a scope (genome or targets)
   (several)         check-name    sample_name rule (it becomes file names)
+                    check-id      read group ID rule (lane_id: it becomes file names)
 """
 
 from __future__ import annotations
@@ -30,11 +37,13 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
+import cohort
+import markdup
+from fastq_lane import Fastp, Mates, split_lane
 from task_common import Command, TaskError, add_check_name, check_name, run_main
 
 #: Every choice of the genomics tasks, checked once, at the first task that uses it.
@@ -59,14 +68,15 @@ def check_choice(what: str, value: str) -> str:
     return value
 
 
-def read_group(sample: str, rg_id: str, platform: str) -> str:
-    """The read group line as bwa mem -R and minimap2 -R take it (``\\t`` written as backslash-t)."""
+def read_group(sample: str, rg_id: str, platform: str, library: str = "") -> str:
+    """The read group line as bwa mem -R and minimap2 -R take it (``\\t`` written as backslash-t); the library
+    (LB, what duplicates are marked within) defaults to the sample."""
     check_name("sample_name", [sample])
-    for value in (rg_id, platform):
+    for what, value in (("read group ID", rg_id), ("platform", platform), ("library", library or sample)):
         if not value or re.search(r"[\x00-\x1f\x7f\\]", value):
-            raise TaskError(f"read_group_id/platform '{value}' is empty or holds a tab, backslash or control "
-                            "character: give plain text")
-    return "\\t".join(["@RG", f"ID:{rg_id}", f"SM:{sample}", f"PL:{platform}", f"LB:{sample}"])
+            raise TaskError(f"{what} '{value}' is empty or holds a tab, backslash or control character: give plain "
+                            "text")
+    return "\\t".join(["@RG", f"ID:{rg_id}", f"SM:{sample}", f"PL:{platform}", f"LB:{library or sample}"])
 
 
 # -- reference -----------------------------------------------------------------------------------------------
@@ -158,135 +168,6 @@ def sam_header_problem(log: str) -> str | None:
         return None
     return (f"reference_fasta names contig '{m[1]}' more than once: give every sequence a unique name and rebuild "
             "the index")
-
-
-def _read_name(header: bytes) -> bytes:
-    """The read name of a FASTQ header: without '@', the comment and a /1 or /2 mate suffix."""
-    name = re.split(rb"[ \t]", header[1:], maxsplit=1)[0]
-    return name[:-2] if name[-2:] in (b"/1", b"/2") else name
-
-
-def _short(name: bytes) -> str:
-    text = name.decode("utf-8", "replace")
-    return text[:57] + "..." if len(name) > 60 else text
-
-
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    for line in stream:
-        yield line[:-1] if line.endswith(b"\n") else line
-
-
-def check_pairs(mate1: Iterable[bytes], mate2: Iterable[bytes], label1: str, label2: str) -> tuple[int, int]:
-    """One pass over both mates (lines without their newline): FASTQ format, CRLF, truncation, quality as long as
-    the sequence, the same read names in the same order (comment and /1 /2 set aside), not the same file twice.
-    Return the reads counted in each."""
-    n1, n2 = f"fastq_r1 '{label1}'", f"fastq_r2 '{label2}'"
-    it2 = iter(mate2)
-    nr = 0
-    c2 = -1
-    h1 = h2 = s1 = s2 = b""
-    for a in mate1:
-        nr += 1
-        if c2 >= 0:
-            continue  # fastq_r2 ended at a record boundary: only count fastq_r1
-        b = next(it2, None)
-        k = nr % 4
-        if b is None:
-            if k == 1:
-                c2 = nr - 1
-                continue
-            raise TaskError(f"{n2} is truncated: it ends inside record {(nr + 3) // 4} (line {nr - 1}): copy or "
-                            "download it again")
-        if nr == 1:
-            for label, line in ((n1, a), (n2, b)):
-                if line.endswith(b"\r"):
-                    raise TaskError(f"{label} has Windows line ends (CRLF): {CRLF_FIX}")
-        if k == 1:
-            for label, line in ((n1, a), (n2, b)):
-                if not line.startswith(b"@"):
-                    raise TaskError(f"{label} is not FASTQ: line {nr}: record header expected (line starting with @)")
-            h1, h2 = a, b
-            if _read_name(h1) != _read_name(h2):
-                raise TaskError(f"fastq_r1 and fastq_r2 are out of sync at read {(nr + 3) // 4}: "
-                                f"'{_short(_read_name(h1))}' in fastq_r1 but '{_short(_read_name(h2))}' in fastq_r2: "
-                                "give both mates of every pair in the same order (the two files of one paired run)")
-        elif k == 2:
-            s1, s2 = a, b
-        elif k == 3:
-            for label, line in ((n1, a), (n2, b)):
-                if not line.startswith(b"+"):
-                    raise TaskError(f"{label} is not FASTQ: line {nr}: separator line starting with + expected")
-        else:
-            for label, qual, seq in ((n1, a, s1), (n2, b, s2)):
-                if len(qual) != len(seq):
-                    raise TaskError(f"{label} read {nr // 4} (line {nr}): the quality has {len(qual)} characters but "
-                                    f"the sequence {len(seq)}: the file is damaged, copy or export it again")
-            if nr == 4 and h1 == h2 and s1 == s2:
-                raise TaskError("fastq_r1 and fastq_r2 hold the same reads (read 1 is identical in both): give the "
-                                "second mates as fastq_r2")
-    c1 = nr
-    if c2 < 0:
-        c2 = nr + sum(1 for _ in it2)
-    if c1 == 0:
-        raise TaskError(f"{n1} holds no reads: give the reads of the sample")
-    if c1 % 4:
-        raise TaskError(f"{n1} is truncated: {c1} lines is not a whole number of 4-line records: copy or download it "
-                        "again")
-    if c2 % 4:
-        raise TaskError(f"{n2} is truncated: {c2} lines is not a whole number of 4-line records: copy or download it "
-                        "again")
-    if c1 != c2:
-        raise TaskError(f"mates differ in length: fastq_r1 has {c1 // 4} reads, fastq_r2 has {c2 // 4}; give the two "
-                        "files of one paired run")
-    return c1 // 4, c2 // 4
-
-
-def gzip_problem(stderr: str) -> str:
-    """gzip's first complaint without the program and file name ('gzip: x.gz: not in gzip format' -> 'not in gzip
-    format')."""
-    lines = [line for line in stderr.splitlines() if line.strip()]  # gzip 1.12 starts with an empty line
-    first = lines[0] if lines else "gzip failed"
-    first = re.sub(r"^gzip: ", "", first)
-    return re.sub(r"^.*: ", "", first)
-
-
-def check_fastq(r1: Path, r2: Path, counts: Path) -> None:
-    """Check both mates in one pass, each decompressed by its own ``gzip -cdf`` process (plain files pass
-    through), and write ``counts`` (fastq_r1<TAB>reads, fastq_r2<TAB>reads) when they are fine."""
-    labels = (r1.name, r2.name)
-    for mate, path in enumerate((r1, r2), 1):
-        if not path.is_file() or path.stat().st_size == 0:
-            raise TaskError(f"fastq_r{mate} '{labels[mate - 1]}' is empty: give the reads of the sample")
-        with subprocess.Popen(["gzip", "-cdf", "--", str(path)], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL) as peek:
-            assert peek.stdout is not None
-            first = peek.stdout.read(1)
-            peek.kill()
-        if first == b">":
-            raise TaskError(f"fastq_r{mate} '{labels[mate - 1]}' is FASTA, not FASTQ (starts with '>'): give "
-                            "sequencing reads with qualities")
-    procs = [subprocess.Popen(["gzip", "-cdf", "--", str(p)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for p in (r1, r2)]
-    problem: TaskError | None = None
-    found = (0, 0)
-    try:
-        assert procs[0].stdout is not None and procs[1].stdout is not None
-        found = check_pairs(_lines(procs[0].stdout), _lines(procs[1].stdout), *labels)
-    except TaskError as exc:
-        problem = exc
-    errors = []
-    for proc in procs:
-        if problem is not None and proc.poll() is None:
-            proc.kill()  # its reader stopped early
-        _, err = proc.communicate()
-        errors.append(err.decode("utf-8", "replace"))
-    for mate, proc in enumerate(procs, 1):
-        if proc.returncode > 0:  # killed (< 0) only when the check had already failed
-            raise TaskError(f"fastq_r{mate} '{labels[mate - 1]}' is not a valid gzip file "
-                            f"({gzip_problem(errors[mate - 1])}): copy or download it again")
-    if problem is not None:
-        raise problem
-    write_atomic(counts, f"fastq_r1\t{found[0]}\nfastq_r2\t{found[1]}\n")
 
 
 # -- BED and regions -----------------------------------------------------------------------------------------
@@ -500,6 +381,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("sample")
     s.add_argument("id")
     s.add_argument("platform")
+    s.add_argument("library", nargs="?", default="")
     s = sub.add_parser("faidx", help="check a reference FASTA and index it with samtools faidx")
     s.add_argument("fasta", type=Path)
     s.add_argument("label", help="the file name shown in messages")
@@ -508,10 +390,42 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("folder", type=Path)
     s.add_argument("fasta")
     s.add_argument("index", nargs="*")
-    s = sub.add_parser("check-fastq", help="check both mates in one pass; write the read counts")
-    s.add_argument("r1", type=Path)
-    s.add_argument("r2", type=Path)
-    s.add_argument("counts", type=Path)
+    s = sub.add_parser("split-lane", help="check, trim (fastp) and shard one lane's FASTQ in one pass")
+    s.add_argument("--fastq", type=Path, nargs="+", required=True, help="first mates, then second mates (if any)")
+    s.add_argument("--names", nargs="+", required=True, help="the inputs' names in messages (fastq_1 fastq_2)")
+    s.add_argument("--reads-per-shard", type=int, default=8_000_000)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--no-trim", action="store_true", help="no trimming or filtering: the reads as they are")
+    s.add_argument("--check-only", action="store_true", help="only check the files and write the counts (no fastp, "
+                   "no shards): a lane can be checked before it is uploaded")
+    s.add_argument("--out-dir", type=Path, default=Path("shards"))
+    s.add_argument("--counts", type=Path, required=True)
+    s.add_argument("--json", type=Path, default=Path("fastp.json"), help="fastp JSON report")
+    s.add_argument("--html", type=Path, default=Path("fastp.html"), help="fastp HTML report")
+    s = sub.add_parser("check-id", help="a read group ID or library: letters, digits, . _ : -")
+    s.add_argument("what")
+    s.add_argument("values", nargs="*", help="the lines of its write_lines file (after --)")
+    s = sub.add_parser("check-samples", help="check the cohort's lanes; write the sample indexes and a summary")
+    s.add_argument("--lanes", type=Path, required=True, help="TSV: sample, read group, library, platform, fastq_1, "
+                   "fastq_2")
+    s.add_argument("--samples", type=int, required=True, help="number of samples")
+    s.add_argument("--indexes", type=Path, required=True)
+    s.add_argument("--summary", type=Path, required=True)
+    s = sub.add_parser("intersect-callable", help="bases callable in every sample: BED and summary")
+    s.add_argument("--beds", type=Path, required=True, help="file listing the samples' callable BEDs")
+    s.add_argument("--names", type=Path, required=True, help="file listing the sample names")
+    s.add_argument("--summaries", type=Path, required=True, help="file listing the samples' callable summaries")
+    s.add_argument("--name", required=True)
+    s.add_argument("--bed-out", type=Path, required=True)
+    s.add_argument("--summary-out", type=Path, required=True)
+    s = sub.add_parser("merge-sample", help="merge a sample's shards, duplicates marked within each library")
+    s.add_argument("--bams", type=Path, required=True, help="file listing the shard BAMs")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--metrics", type=Path, required=True)
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--no-markdup", action="store_true")
+    s = sub.add_parser("same-shard", help="the reads of align_shard are the two mates of one shard (or one file)")
+    s.add_argument("paths", nargs="+")
     s = sub.add_parser("sam-error", help="after a failed alignment: name a contig repeated in the SAM header")
     s.add_argument("log", type=Path)
     s = sub.add_parser("split-regions", help="check the .fai and targets; write the shards and the intervals")
@@ -561,6 +475,44 @@ def _callable(args: argparse.Namespace) -> None:
     write_atomic(args.summary_out, summary)
 
 
+def same_shard(paths: Sequence[str]) -> None:
+    """The files of one shard: the first and second mates of the same shard of split_lane (shard_NNNN_R1/_R2),
+    whatever folders the engine localized them to; one file for single-end reads."""
+    names = [os.path.basename(p) for p in paths]
+    found = [re.fullmatch(r"shard_([0-9]+)_R([12])\.fq\.gz", n) for n in names]
+    if not all(found):
+        raise TaskError(f"align_shard reads {', '.join(names)}: give the shards of split_lane (shard_NNNN_R1.fq.gz, "
+                        "shard_NNNN_R2.fq.gz)")
+    numbers = [m[1] for m in found if m]
+    mates = [m[2] for m in found if m]
+    if mates != ["1", "2"][:len(mates)] or len(set(numbers)) != 1:
+        raise TaskError(f"align_shard reads {', '.join(names)}: the first and second mates of one shard are expected, "
+                        "in that order")
+
+
+def _intersect_callable(args: argparse.Namespace) -> None:
+    def listed(path: Path) -> list[str]:
+        return path.read_text().splitlines()
+
+    beds = [cohort.read_bed(Path(p)) for p in listed(args.beds)]
+    summaries = [Path(p).read_text() for p in listed(args.summaries)]
+    rows, summary = cohort.cohort_callable(args.name, listed(args.names), beds, summaries)
+    write_atomic(args.bed_out, bed_text(rows))
+    write_atomic(args.summary_out, summary)
+
+
+def _split_lane(args: argparse.Namespace) -> None:
+    if len(args.fastq) not in (1, 2) or len(args.names) != len(args.fastq):
+        raise TaskError("split-lane takes one or two FASTQ files and as many names")
+    labels = [p.name for p in args.fastq]
+    m = Mates(args.names[0], labels[0], args.names[1], labels[1]) if len(labels) == 2 else \
+        Mates(args.names[0], labels[0])
+    fastp = None if args.check_only else Fastp(args.reads_per_shard, args.threads, not args.no_trim)
+    shards = split_lane(m, args.fastq, fastp, args.out_dir, args.counts, (args.json, args.html))
+    if fastp is not None:
+        print(f"{shards} shards", file=sys.stderr)
+
+
 def _sam_error(args: argparse.Namespace) -> None:
     problem = sam_header_problem(args.log.read_text(errors="replace"))
     if problem:
@@ -576,10 +528,16 @@ def _bed(args: argparse.Namespace) -> None:
 
 COMMANDS: dict[str, Command] = {
     "choice": lambda a: check_choice(a.what, a.value),
-    "read-group": lambda a: print(read_group(a.sample, a.id, a.platform)),
+    "read-group": lambda a: print(read_group(a.sample, a.id, a.platform, a.library)),
     "faidx": lambda a: faidx(a.fasta, a.label),
     "link-index": lambda a: print(link_index(a.aligner, a.folder, a.fasta, a.index)),
-    "check-fastq": lambda a: check_fastq(a.r1, a.r2, a.counts),
+    "split-lane": _split_lane,
+    "same-shard": lambda a: same_shard(a.paths),
+    "merge-sample": lambda a: print("libraries:", *markdup.merge_sample(
+        a.bams.read_text().splitlines(), a.out, a.metrics, a.threads, not a.no_markdup), file=sys.stderr),
+    "check-id": lambda a: cohort.check_id(a.what, a.values),
+    "check-samples": lambda a: cohort.check_samples(a.lanes, a.samples, a.indexes, a.summary),
+    "intersect-callable": _intersect_callable,
     "sam-error": _sam_error,
     "split-regions": lambda a: split_regions(a.fai, a.targets, a.padding, a.count, a.out_dir, a.intervals),
     "bed": _bed,

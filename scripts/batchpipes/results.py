@@ -55,14 +55,16 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def publish(flow: Workflow, inputs: dict[str, Any], run_dir: Path, outputs: dict[str, Any]) -> Path:
-    """Link every output file of a finished run into ``run_dir/results/<name>/``; return that folder."""
-    name = folder_name(flow, inputs)
-    final = run_dir / "results" / name
-    staging = run_dir / "results" / f".{name}.partial"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+#: The folder of a cohort's own results (joint VCF, MultiQC report), beside one folder per sample.
+COHORT_FOLDER = "cohort"
+#: The output that names a cohort's samples, in the order of its per-sample outputs.
+SAMPLE_NAMES_OUTPUT = "sample_names"
+
+
+def _fill(folder: Path, outputs: dict[str, Any]) -> int:
+    """Link the files of ``outputs`` into ``folder`` (two files of one name: the second prefixed by its output's
+    name); return how many."""
+    folder.mkdir(parents=True, exist_ok=True)
     placed: dict[str, str] = {}
     for key, value in outputs.items():
         for src in _files(value):
@@ -71,16 +73,61 @@ def publish(flow: Workflow, inputs: dict[str, Any], run_dir: Path, outputs: dict
                 target = f"{key.rpartition('.')[2]}.{src.name}"
             if target in placed:
                 continue
-            _place(src, staging / target)
+            _place(src, folder / target)
             placed[target] = str(src.resolve())
+    return len(placed)
+
+
+def cohort_folders(flow: Workflow, outputs: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """For a cohort run (an output ``sample_names``): the outputs of each sample's folder (per-sample outputs are
+    arrays in the order of sample_names) and of ``cohort/``; None for a single-sample run."""
+    names = outputs.get(f"{flow.name}.{SAMPLE_NAMES_OUTPUT}")
+    if not isinstance(names, list) or not all(isinstance(n, str) and NAME_RE.fullmatch(n) for n in names):
+        return None
+    if COHORT_FOLDER in names:
+        raise UserError(f"a sample is named '{COHORT_FOLDER}', the folder of the cohort's results: rename it")
+    folders: dict[str, dict[str, Any]] = {name: {} for name in names}
+    folders[COHORT_FOLDER] = {}
+    for key, value in outputs.items():
+        if key.endswith(f".{SAMPLE_NAMES_OUTPUT}"):
+            continue
+        if isinstance(value, list) and len(value) == len(names):
+            for name, item in zip(names, value, strict=True):
+                folders[name][key] = item
+        else:
+            folders[COHORT_FOLDER][key] = value
+    return folders
+
+
+def publish(flow: Workflow, inputs: dict[str, Any], run_dir: Path, outputs: dict[str, Any]) -> Path:
+    """Link every output file of a finished run into ``run_dir/results/<name>/`` (a cohort: one folder per sample
+    and ``cohort/``); return that folder (a cohort: ``run_dir/results``)."""
+    folders = cohort_folders(flow, outputs)
+    if folders is not None:
+        final = run_dir / "results"
+        staging = run_dir / ".results.partial"
+        if staging.exists():
+            shutil.rmtree(staging)
+        count = sum(_fill(staging / name, outs) for name, outs in folders.items())
+        if final.exists():
+            raise UserError(f"{final} exists already: give a new run folder")
+        staging.rename(final)
+        log.info("results: %s (%d files in %d sample folders and %s/)", final, count, len(folders) - 1, COHORT_FOLDER)
+        return final
+    name = folder_name(flow, inputs)
+    final = run_dir / "results" / name
+    staging = run_dir / "results" / f".{name}.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    count = _fill(staging, outputs)
     if final.exists():
         raise UserError(f"{final} exists already: give a new run folder")
     staging.rename(final)
-    log.info("results: %s (%d files)", final, len(placed))
+    log.info("results: %s (%d files)", final, count)
     return final
 
 
-__all__ = ["RESULT_FOLDER_INPUTS", "folder_name", "publish"]
+__all__ = ["COHORT_FOLDER", "RESULT_FOLDER_INPUTS", "cohort_folders", "folder_name", "publish"]
 
 
 #: The outputs whose JSON may carry a ``warnings`` list.

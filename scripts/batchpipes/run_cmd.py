@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from . import local, results, settings, workflows
+from . import local, results, samplesheet, settings, workflows
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pipeline", help="pipeline name: " + ", ".join(sorted(workflows.known())))
     p.add_argument("-i", "--inputs", type=Path,
                    help="inputs JSON (default: inputs/<pipeline>.local.json)")
+    p.add_argument("--samples", type=Path, metavar="SHEET",
+                   help="genomics: a sample sheet (TSV or CSV, one line per lane: sample, lane, fastq_1, fastq_2, "
+                   "...) run as a cohort by genomics_cohort, its other inputs from -i "
+                   "(default: inputs/genomics_cohort.local.json)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=JSON",
                    help="override one input, e.g. --set caller='\"freebayes\"' or --set scatter_count=2")
     p.add_argument("--dir", type=Path, default=settings.REPO_ROOT / "runs",
@@ -45,9 +49,14 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    flow = workflows.get(args.pipeline)
+    overrides = parse_overrides(args.set)
+    name = args.pipeline
+    if args.samples is not None:  # the sheet's lanes become the samples input of the cohort workflow
+        name, overrides = samplesheet.apply(args.pipeline, args.samples, overrides, local=True, replace=False,
+                                            inputs_file=args.inputs)
+    flow = workflows.get(name)
     inputs_path = args.inputs or settings.INPUTS_DIR / f"{flow.name}.local.json"
-    inputs = local.prepare_inputs(flow, inputs_path, parse_overrides(args.set))
+    inputs = local.prepare_inputs(flow, inputs_path, overrides)
     result = local.run(flow, inputs, run_dir=args.dir.resolve(), call_cache=not args.no_cache,
                        verbose=args.verbose)
     log.info("%s finished: %s", flow.name, result.run_dir)

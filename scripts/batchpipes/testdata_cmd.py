@@ -16,6 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = tsub.add_parser("genomics", help="human mitochondrion reference, spiked truth VCF, ART reads")
     g.add_argument("--out", type=Path, default=settings.INPUTS_DIR / "genomics", help="output folder")
     g.set_defaults(func=_genomics)
+    c = tsub.add_parser("genomics-cohort", help="three samples (one in two lanes) with shared and private variants, "
+                        "per-sample and cohort truth VCFs, a sample sheet",
+                        description="Simulate the test cohort on the bundled reference: ART reads with Illumina "
+                        "names, truth VCFs per sample and for the cohort, samples.tsv.")
+    c.add_argument("--reference", type=Path, default=settings.INPUTS_DIR / "genomics" / "reference.fa",
+                   help="one-record FASTA to simulate on")
+    c.add_argument("--out", type=Path, default=settings.INPUTS_DIR / "genomics" / "cohort", help="output folder")
+    c.set_defaults(func=_genomics_cohort)
     h = tsub.add_parser("hevc", help="8K synthetic test source for the HEVC workflow (ffmpeg, bit-identical)")
     h.add_argument("--out", type=Path, default=settings.INPUTS_DIR / "hevc", help="output folder")
     h.set_defaults(func=_hevc)
@@ -25,6 +33,13 @@ def _genomics(args: argparse.Namespace) -> int:
     from .testdata import genomics
 
     print(json.dumps(genomics.generate(args.out), indent=2))
+    return 0
+
+
+def _genomics_cohort(args: argparse.Namespace) -> int:
+    from .testdata import genomics
+
+    print(json.dumps(genomics.generate_cohort(args.out, args.reference), indent=2))
     return 0
 
 

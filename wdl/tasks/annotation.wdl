@@ -109,6 +109,7 @@ task annotate_variants {
             annotated_vcf: "Annotated VCF, bgzip-compressed",
             annotated_vcf_index: "Tabix index of the annotated VCF",
             summary_html: "snpEff summary report",
+            csv_stats: "snpEff summary, CSV (MultiQC reads it)",
             genes: "Per-gene effect counts"
         }
     }
@@ -181,6 +182,7 @@ task annotate_variants {
         File annotated_vcf = "~{sample_name}.ann.vcf.gz"
         File annotated_vcf_index = "~{sample_name}.ann.vcf.gz.tbi"
         File summary_html = "~{sample_name}.snpeff.html"
+        File csv_stats = "~{sample_name}.snpeff.csv"
         File genes = "~{sample_name}.snpeff.genes.tsv"
     }
 

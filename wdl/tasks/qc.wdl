@@ -34,7 +34,7 @@ task alignment_qc {
         File reference_fasta
         File? targets
         String sample_name
-        String docker_image = "batchpipes/genomics:08b8d4158ec2"
+        String docker_image = "batchpipes/genomics:e11421cfbc51"
         Int cpu = 2
         Int memory_gb = 2
         Int? disk_gb
@@ -93,7 +93,9 @@ task callable_regions {
         outputs: {
             callable_bed: "Callable regions, BED (0-based, half-open), bgzip-compressed",
             callable_bed_index: "Tabix index of callable_bed",
-            callable_summary: "First line: '<sample>: N bp (x%) of the genome|targets not callable (...)'; then name<TAB>value lines: scope, total_bp, callable_bp, not_callable_bp, no_coverage_bp, low_coverage_bp, min_depth, min_mapq"
+            callable_summary: "First line: '<sample>: N bp (x%) of the genome|targets not callable (...)'; then name<TAB>value lines: scope, total_bp, callable_bp, not_callable_bp, no_coverage_bp, low_coverage_bp, min_depth, min_mapq",
+            mosdepth_dist: "mosdepth's cumulative coverage distribution (<sample>.mosdepth.global.dist.txt; MultiQC reads it)",
+            mosdepth_summary: "mosdepth's mean depth per contig (<sample>.mosdepth.summary.txt)"
         }
     }
 
@@ -126,7 +128,7 @@ task callable_regions {
         String sample_name
         Int min_depth = 4
         Int min_mapq = 20
-        String docker_image = "batchpipes/genomics:08b8d4158ec2"
+        String docker_image = "batchpipes/genomics:e11421cfbc51"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -169,6 +171,8 @@ task callable_regions {
         bgzip -c tmp/callable.bed > "tmp/${sample}.callable.bed.gz"
         tabix -p bed "tmp/${sample}.callable.bed.gz"
         echo "callable regions: $(head -n 1 "tmp/${sample}.callable.txt")" >&2
+        mv tmp/q.mosdepth.global.dist.txt "${sample}.mosdepth.global.dist.txt"
+        mv tmp/q.mosdepth.summary.txt "${sample}.mosdepth.summary.txt"
         mv "tmp/${sample}.callable.txt" "tmp/${sample}.callable.bed.gz.tbi" "tmp/${sample}.callable.bed.gz" .
     >>>
 
@@ -176,6 +180,145 @@ task callable_regions {
         File callable_bed = "~{sample_name}.callable.bed.gz"
         File callable_bed_index = "~{sample_name}.callable.bed.gz.tbi"
         File callable_summary = "~{sample_name}.callable.txt"
+        File mosdepth_dist = "~{sample_name}.mosdepth.global.dist.txt"
+        File mosdepth_summary = "~{sample_name}.mosdepth.summary.txt"
+    }
+
+    runtime {
+        docker: docker_image
+        cpu: cpu
+        memory: "~{memory_gb} GiB"
+        disks: "local-disk ~{disk} SSD"
+        maxRetries: max_retries
+        awsBatchRetryAttempts: batch_retries
+    }
+}
+
+task cohort_callable {
+    meta {
+        description: "Callable regions of the cohort: the bases callable in every sample (intersection of the samples' callable BEDs), with a summary per sample and for the cohort."
+        outputs: {
+            callable_bed: "Bases callable in every sample, BED, bgzip (<cohort>.callable.bed.gz)",
+            callable_bed_index: "Tabix index of callable_bed",
+            callable_summary: "First line: '<cohort>: N bp callable in all K samples (x% of the scope)'; then one line per sample: name<TAB>callable bp"
+        }
+    }
+
+    parameter_meta {
+        callable_beds: "Each sample's callable BED (bgzip), from callable_regions"
+        callable_summaries: "Each sample's callable summary (its scope's size: total_bp), in the same order"
+        sample_names: "The samples' names, in the order of callable_beds"
+        cohort_name: {
+            description: "Cohort name: output prefix",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
+        docker_image: "Image with tabix and genomics-tasks"
+        cpu: "Number of CPUs requested"
+        memory_gb: "Memory requested, GiB"
+        disk_gb: "Scratch disk, GiB"
+        max_retries: "Cromwell/miniwdl retries of a failed attempt"
+        batch_retries: "AWS Batch retries (Spot reclaim)"
+    }
+
+    input {
+        Array[File] callable_beds
+        Array[File] callable_summaries
+        Array[String] sample_names
+        String cohort_name
+        String docker_image = "batchpipes/genomics:e11421cfbc51"
+        Int cpu = 1
+        Int memory_gb = 2
+        Int disk_gb = 10
+        Int max_retries = 0
+        Int batch_retries = 2
+    }
+
+    command <<<
+        set -euo pipefail
+        # Every String and File reaches the shell through a file (see docs/development.md, "Shell safety").
+        mapfile -t n < ~{write_lines([cohort_name])}
+        genomics-tasks check-name cohort_name -- "${n[@]}"
+        cohort=${n[0]}
+        mkdir -p tmp
+        genomics-tasks intersect-callable --beds ~{write_lines(callable_beds)} --names ~{write_lines(sample_names)} \
+            --summaries ~{write_lines(callable_summaries)} --name "$cohort" \
+            --bed-out tmp/cohort.bed --summary-out "tmp/${cohort}.callable.txt"
+        bgzip -c tmp/cohort.bed > "tmp/${cohort}.callable.bed.gz"
+        tabix -p bed "tmp/${cohort}.callable.bed.gz"
+        mv "tmp/${cohort}.callable.txt" "tmp/${cohort}.callable.bed.gz.tbi" "tmp/${cohort}.callable.bed.gz" .
+    >>>
+
+    output {
+        File callable_bed = "~{cohort_name}.callable.bed.gz"
+        File callable_bed_index = "~{cohort_name}.callable.bed.gz.tbi"
+        File callable_summary = "~{cohort_name}.callable.txt"
+    }
+
+    runtime {
+        docker: docker_image
+        cpu: cpu
+        memory: "~{memory_gb} GiB"
+        disks: "local-disk ~{disk_gb} SSD"
+        maxRetries: max_retries
+        awsBatchRetryAttempts: batch_retries
+    }
+}
+
+task multiqc_report {
+    meta {
+        description: "One MultiQC HTML report over the cohort's fastp, samtools stats/flagstat, mosdepth, bcftools stats and snpEff reports."
+        outputs: {
+            report: "MultiQC report, one self-contained HTML file (<cohort>.multiqc.html)",
+            data: "MultiQC's parsed values, JSON (multiqc_data.json)"
+        }
+    }
+
+    parameter_meta {
+        reports: "QC files named after their sample, lane or cohort (MultiQC takes the name from the file name): fastp JSON, samtools stats and flagstat, mosdepth dist, bcftools stats, snpEff CSV"
+        cohort_name: {
+            description: "Cohort name: report title and output prefix",
+            pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+        }
+        docker_image: "Image with MultiQC"
+        cpu: "Number of CPUs requested"
+        memory_gb: "Memory requested, GiB"
+        disk_gb: "Scratch disk, GiB; default derived from the inputs"
+        max_retries: "Cromwell/miniwdl retries of a failed attempt"
+        batch_retries: "AWS Batch retries (Spot reclaim)"
+    }
+
+    input {
+        Array[File] reports
+        String cohort_name
+        String docker_image = "batchpipes/multiqc:38dea737d058"
+        Int cpu = 1
+        Int memory_gb = 4
+        Int? disk_gb
+        Int max_retries = 0
+        Int batch_retries = 2
+    }
+
+    Int disk = select_first([disk_gb, ceil(size(reports, "GiB") * 2) + 10])
+
+    command <<<
+        set -euo pipefail
+        # Every String and File reaches the shell through a file (see docs/development.md, "Shell safety").
+        mapfile -t f < ~{write_lines(reports)}
+        mapfile -t c < ~{write_lines([cohort_name])}
+        if [ "${#c[@]}" -ne 1 ]; then echo "ERROR: cohort_name holds a newline: rename it" >&2; exit 1; fi
+        cohort=${c[0]}
+        # Each report in a folder of its own under its own name (MultiQC takes the sample from the file name).
+        mkdir -p in
+        for i in "${!f[@]}"; do mkdir -p "in/r$i" && ln -s -- "${f[$i]}" "in/r$i/"; done
+        multiqc --quiet --no-ansi --force --title "$cohort" --filename "$cohort.multiqc.html" --outdir tmp \
+            --data-format json in
+        mv tmp/"$cohort.multiqc_data/multiqc_data.json" multiqc_data.json
+        mv tmp/"$cohort.multiqc.html" .
+    >>>
+
+    output {
+        File report = "~{cohort_name}.multiqc.html"
+        File data = "multiqc_data.json"
     }
 
     runtime {

@@ -32,7 +32,7 @@ task split_regions {
         Int target_padding = 50
         Int scatter_count = 4
         String caller = "bcftools"
-        String docker_image = "batchpipes/genomics:08b8d4158ec2"
+        String docker_image = "batchpipes/genomics:e11421cfbc51"
         Int cpu = 1
         Int memory_gb = 1
         Int disk_gb = 10
@@ -73,15 +73,15 @@ task split_regions {
 
 task call_variants {
     meta {
-        description: "Calls SNPs and indels in one shard of the genome with bcftools (mpileup + call -m) or freebayes."
+        description: "Calls SNPs and indels in one shard of the genome over all samples' BAMs together (joint calling: one record per site, every sample's genotype with AD and DP) with bcftools (mpileup + call -m) or freebayes."
         outputs: {
             vcf: "Variant calls of this shard (bgzip-compressed, unfiltered)"
         }
     }
 
     parameter_meta {
-        bam: "Coordinate-sorted BAM"
-        bai: "Index of the BAM"
+        bams: "Coordinate-sorted BAMs, one per sample (read group SM)"
+        bais: "Their indexes, in the same order"
         reference_fasta: "Reference FASTA"
         reference_fai: "samtools .fai of the reference"
         regions_bed: "The shard: BED of the intervals to call"
@@ -101,8 +101,8 @@ task call_variants {
     }
 
     input {
-        File bam
-        File bai
+        Array[File] bams
+        Array[File] bais
         File reference_fasta
         File reference_fai
         File regions_bed
@@ -110,7 +110,7 @@ task call_variants {
         Int ploidy = 2
         Int min_mapping_quality = 20
         Int min_base_quality = 13
-        String docker_image = "batchpipes/genomics:08b8d4158ec2"
+        String docker_image = "batchpipes/genomics:e11421cfbc51"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -118,21 +118,29 @@ task call_variants {
         Int batch_retries = 2
     }
 
-    Int disk = select_first([disk_gb, ceil(size(bam, "GiB") + size(reference_fasta, "GiB")) + 10])
+    Int disk = select_first([disk_gb, ceil(size(bams, "GiB") + size(reference_fasta, "GiB")) + 10])
     String shard = basename(regions_bed, ".bed")
 
     command <<<
         set -euo pipefail
         # Every String and File reaches the shell through a file (see docs/development.md, "Shell safety").
-        mapfile -t v < ~{write_lines([reference_fasta, reference_fai, bam, bai, regions_bed, caller, shard])}
-        if [ "${#v[@]}" -ne 7 ]; then echo "ERROR: an input path or name contains a newline: rename it" >&2; exit 1; fi
+        mapfile -t v < ~{write_lines([reference_fasta, reference_fai, regions_bed, caller, shard])}
+        mapfile -t b < ~{write_lines(bams)}
+        mapfile -t x < ~{write_lines(bais)}
+        if [ "${#v[@]}" -ne 5 ] || [ "${#b[@]}" -ne "${#x[@]}" ]; then
+            echo "ERROR: an input path or name contains a newline: rename it" >&2; exit 1
+        fi
         mkdir -p in
         ln -s -- "${v[0]}" in/ref.fa
         ln -s -- "${v[1]}" in/ref.fa.fai
-        ln -s -- "${v[2]}" in/sample.bam
-        ln -s -- "${v[3]}" in/sample.bam.bai
-        ln -s -- "${v[4]}" in/regions.bed
-        caller=${v[5]} out="${v[6]}.vcf.gz"
+        ln -s -- "${v[2]}" in/regions.bed
+        # Each BAM beside its index under one name (wherever they were localized); the list in sample order.
+        for i in "${!b[@]}"; do
+            ln -s -- "${b[$i]}" "in/s$i.bam"
+            ln -s -- "${x[$i]}" "in/s$i.bam.bai"
+            echo "in/s$i.bam"
+        done > in/bams.txt
+        caller=${v[3]} out="${v[4]}.vcf.gz"
         # The caller was checked once, by split_regions (these shards are its output).
         case "$caller" in
             bcftools)
@@ -140,12 +148,12 @@ task call_variants {
                 if [ ~{ploidy} -eq 1 ]; then ploidy_opt=(--ploidy 1); fi
                 # in/regions.bed: the .bed name tells bcftools the file is 0-based BED
                 bcftools mpileup -f in/ref.fa -R in/regions.bed -q ~{min_mapping_quality} -Q ~{min_base_quality} \
-                    -a FORMAT/AD,FORMAT/DP -Ou in/sample.bam \
+                    -a FORMAT/AD,FORMAT/DP -Ou -b in/bams.txt \
                   | bcftools call -m -v "${ploidy_opt[@]}" -Oz -o "tmp.$out"
                 ;;
             freebayes)
                 freebayes -f in/ref.fa -t in/regions.bed -p ~{ploidy} \
-                    --min-mapping-quality ~{min_mapping_quality} --min-base-quality ~{min_base_quality} in/sample.bam \
+                    --min-mapping-quality ~{min_mapping_quality} --min-base-quality ~{min_base_quality} -L in/bams.txt \
                   | bgzip -c > "tmp.$out" ;;
         esac
         mv "tmp.$out" "$out"
@@ -167,9 +175,9 @@ task call_variants {
 
 task merge_vcfs {
     meta {
-        description: "Concatenates the shards, sorts, left-aligns and de-duplicates the calls, marks calls below min_qual LowQual, and indexes the result."
+        description: "Concatenates the shards, sorts, left-aligns and de-duplicates the calls, marks calls below min_qual LowQual, and indexes the result (one sample or a cohort)."
         outputs: {
-            vcf: "All calls of the sample, bgzip-compressed, FILTER set (PASS or LowQual)",
+            vcf: "All calls of the sample or cohort, bgzip-compressed, FILTER set (PASS or LowQual)",
             vcf_index: "Tabix index of the VCF",
             vcf_stats: "bcftools stats of the PASS calls"
         }
@@ -180,7 +188,7 @@ task merge_vcfs {
         reference_fasta: "Reference FASTA (for left-alignment)"
         reference_fai: "samtools .fai of the reference"
         sample_name: {
-            description: "Sample name: output prefix",
+            description: "Sample or cohort name: output prefix",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
         }
         min_qual: "Calls with QUAL below this are marked LowQual"
@@ -198,7 +206,7 @@ task merge_vcfs {
         File reference_fai
         String sample_name
         Int min_qual = 20
-        String docker_image = "batchpipes/genomics:08b8d4158ec2"
+        String docker_image = "batchpipes/genomics:e11421cfbc51"
         Int cpu = 1
         Int memory_gb = 2
         Int? disk_gb

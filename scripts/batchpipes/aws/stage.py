@@ -1,9 +1,10 @@
 """Stage local workflow inputs to S3 and rewrite the inputs JSON (``batchpipes aws stage``), or verify them.
 
-Every local ``File`` (or ``Array[File]``, ``Map[..., File]``, ...) input of a workflow's inputs JSON is uploaded
-by :class:`~batchpipes.aws.s3_upload.Stager` (parallel multipart uploads that verify, skip and resume). An
-interrupt (``stop`` set and StageInterrupted raised by the command's signal handler) stops hashing and sending
-within a block, keeps the uploads begun in the state and writes no inputs JSON.
+Every local ``File`` (or ``Array[File]``, ``Map[..., File]``, a struct's File, ...) input of a workflow's inputs
+JSON, plus the FASTQ files of a sample sheet when one is given (its lanes become the cohort workflow's ``samples``
+input), is uploaded by :class:`~batchpipes.aws.s3_upload.Stager` (parallel multipart uploads that verify, skip and
+resume). An interrupt (``stop`` set and StageInterrupted raised by the command's signal handler) stops hashing and
+sending within a block, keeps the uploads begun in the state and writes no inputs JSON.
 
 A manifest (local path, S3 URI, size, sha256, ETag) is written to ``s3://<bucket>/<prefix>/manifest.json``
 and locally, and the inputs JSON is rewritten with ``s3://`` URIs through a temporary file and a rename.
@@ -26,7 +27,7 @@ import botocore.exceptions
 import WDL
 from tqdm import tqdm
 
-from .. import settings, workflows
+from .. import samplesheet, settings, workflows
 from ..errors import UserError
 from ..files import write_atomically
 from .buckets import check_bucket
@@ -106,10 +107,17 @@ class _Plan:
     local: dict[str, str]
 
 
-def _plan(inputs_path: Path, prefix: str | None) -> _Plan:
+def _plan(inputs_path: Path, prefix: str | None, samples: Path | None = None) -> _Plan:
+    """``samples``: a sample sheet whose lanes become the ``samples`` input (s3:// URIs in it pass unchanged)."""
     data = workflows.read_json(inputs_path)
-    flow = workflows.workflow_for_inputs(inputs_path, data)
     bases = [inputs_path.resolve().parent, settings.REPO_ROOT, Path.cwd()]
+    if samples is not None:
+        name, data = samplesheet.apply(samplesheet.COHORT_WORKFLOW, samples, data, local=False,
+                                       inputs_file=inputs_path)
+        flow = workflows.get(name)
+        bases.insert(1, samples.resolve().parent)
+    else:
+        flow = workflows.workflow_for_inputs(inputs_path, data)
     resolved = workflows.validate(flow, data, source=str(inputs_path), base_dir=bases[0])
     prefix = (prefix if prefix is not None else f"inputs/{flow.name}").strip("/")
     local: dict[str, str] = {}
@@ -125,13 +133,14 @@ def _plan(inputs_path: Path, prefix: str | None) -> _Plan:
 def stage(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefix: str | None = None,
           output: Path | None = None, state_dir: Path | None = None, workers: int = 8, min_part: int = MIN_PART,
           on_part: PartHook | None = None, progress: bool = True,
-          stop: threading.Event | None = None) -> StageResult:
-    """Upload the local files named by ``inputs_path`` and write the rewritten inputs JSON to ``output``.
+          stop: threading.Event | None = None, samples: Path | None = None) -> StageResult:
+    """Upload the local files named by ``inputs_path`` (and by the sample sheet ``samples``) and write the
+    rewritten inputs JSON to ``output``.
 
     Setting ``stop`` (and raising StageInterrupted in the main thread, as the command's signal handler does)
     ends the staging within about a second with the resume state saved.
     """
-    plan = _plan(inputs_path, prefix)
+    plan = _plan(inputs_path, prefix, samples)
     flow, prefix = plan.flow, plan.prefix
     keys = list(plan.local.values())
     if len(set(keys)) != len(keys):
@@ -145,8 +154,10 @@ def stage(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefix
     try:
         check_bucket(stager.s3, bucket)
         entries = stager.stage_files([(Path(p), k) for p, k in plan.local.items()])
-        manifest = {"version": 1, "workflow": flow.name, "inputs": str(inputs_path), "bucket": bucket,
-                    "prefix": prefix, "files": [e.manifest() for e in entries]}
+        manifest: dict[str, Any] = {"version": 1, "workflow": flow.name, "inputs": str(inputs_path)}
+        if samples is not None:
+            manifest["samples"] = str(samples)
+        manifest.update({"bucket": bucket, "prefix": prefix, "files": [e.manifest() for e in entries]})
         text = json.dumps(manifest, indent=2) + "\n"
         stager.s3.put_object(Bucket=bucket, Key=manifest_key, Body=text.encode(), ContentType="application/json",
                              ServerSideEncryption="AES256")
@@ -188,13 +199,13 @@ class Mismatch:
 
 
 def verify(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefix: str | None = None,
-           workers: int = 8, progress: bool = True,
-           stop: threading.Event | None = None) -> tuple[int, list[Mismatch]]:
+           workers: int = 8, progress: bool = True, stop: threading.Event | None = None,
+           samples: Path | None = None) -> tuple[int, list[Mismatch]]:
     """Download every staged object and compare it with the local file; returns (checked, mismatches).
 
     Setting ``stop`` ends the downloads at their next block (as for ``stage``; verify changes nothing)."""
     stop = stop if stop is not None else threading.Event()
-    plan = _plan(inputs_path, prefix)
+    plan = _plan(inputs_path, prefix, samples)
     s3 = s3_client(sess, workers)
     check_bucket(s3, bucket)
     local = plan.local

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
+from .. import samplesheet, settings
 from ..errors import UserError
 from ..proc import stop_signals_handled
 from . import session, stage
@@ -33,8 +34,12 @@ def register(asub: argparse._SubParsersAction) -> None:
     add_common(p)
     p.add_argument("--bucket", required=True, help="existing S3 bucket to stage into")
     p.add_argument("--prefix", help="key prefix (default: inputs/<workflow>)")
-    p.add_argument("-i", "--inputs", type=Path, required=True,
-                   help="local inputs JSON, e.g. inputs/genomics.local.json")
+    p.add_argument("-i", "--inputs", type=Path,
+                   help="local inputs JSON, e.g. inputs/genomics.local.json (with --samples, default "
+                   "inputs/genomics_cohort.local.json)")
+    p.add_argument("--samples", type=Path, metavar="SHEET",
+                   help="a genomics sample sheet (TSV or CSV, one line per lane): its FASTQ files are staged too and "
+                   "the staged inputs hold them as genomics_cohort.samples")
     p.add_argument("-o", "--output", type=Path,
                    help="rewritten inputs JSON (default: <inputs dir>/<workflow>.staged.json)")
     p.add_argument("--workers", type=int, default=8, help="parallel part uploads (default 8)")
@@ -49,6 +54,10 @@ def register(asub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError("--workers must be at least 1")
+    if args.inputs is None:
+        if args.samples is None:
+            raise UserError("give the inputs JSON to stage with -i/--inputs (e.g. -i inputs/genomics.local.json)")
+        args.inputs = settings.INPUTS_DIR / f"{samplesheet.COHORT_WORKFLOW}.local.json"
     sess = session.session(args.region, args.profile)
     progress = not args.no_progress and sys.stderr.isatty()
     if args.verify:
@@ -56,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             with _interruptible(stop):
                 checked, bad = stage.verify(sess, args.inputs, args.bucket, prefix=args.prefix,
-                                            workers=args.workers, progress=progress, stop=stop)
+                                            workers=args.workers, progress=progress, stop=stop,
+                                            samples=args.samples)
         except stage.StageInterrupted as exc:
             print(f"error: interrupted by {signal.Signals(exc.signum).name}: verification stopped (it changes "
                   "nothing): re-run it to verify", file=sys.stderr)
@@ -67,13 +77,14 @@ def run(args: argparse.Namespace) -> int:
         if bad:
             print("re-run without --verify to upload the mismatched files again", file=sys.stderr)
         return 1 if bad else 0
-    wf = args.inputs.name.split(".")[0]
+    wf = samplesheet.COHORT_WORKFLOW if args.samples is not None else args.inputs.name.split(".")[0]
     output = args.output or args.inputs.parent / f"{wf}.staged.json"
     stop = threading.Event()
     try:
         with _interruptible(stop):
             result = stage.stage(sess, args.inputs, args.bucket, prefix=args.prefix, output=output,
-                                 state_dir=args.state_dir, workers=args.workers, progress=progress, stop=stop)
+                                 state_dir=args.state_dir, workers=args.workers, progress=progress, stop=stop,
+                                 samples=args.samples)
     except stage.StageInterrupted as exc:
         name = signal.Signals(exc.signum).name
         if exc.state_path is None:
