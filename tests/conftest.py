@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,18 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> str:
     for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(key, raising=False)
     return FAKE_REGION
+
+
+@pytest.fixture()
+def stage_session(fake_aws: str) -> Iterator[Any]:
+    """An in-process moto S3 with the bucket ``stage-bkt`` (the staging tests' target), as a boto3 session."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        s = boto3.session.Session(region_name=fake_aws)
+        s.client("s3").create_bucket(Bucket="stage-bkt", CreateBucketConfiguration={"LocationConstraint": fake_aws})
+        yield s
 
 
 @pytest.fixture()

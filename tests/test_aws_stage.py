@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -14,7 +13,6 @@ import botocore.exceptions
 import pytest
 from batchpipes import settings, workflows
 from batchpipes.aws import s3_upload, stage
-from moto import mock_aws
 
 MiB = 1024 * 1024
 PART = 5 * MiB  # S3's smallest part: keeps the test files small but multipart
@@ -26,11 +24,8 @@ class Interrupted(Exception):
 
 
 @pytest.fixture()
-def sess(fake_aws: str) -> Iterator[boto3.session.Session]:
-    with mock_aws():
-        s = boto3.session.Session(region_name=REGION)
-        s.client("s3").create_bucket(Bucket="stage-bkt", CreateBucketConfiguration={"LocationConstraint": REGION})
-        yield s
+def sess(stage_session: boto3.session.Session) -> boto3.session.Session:
+    return stage_session
 
 
 def count_calls(s: boto3.session.Session, op: str) -> list[dict]:

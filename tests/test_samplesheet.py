@@ -10,7 +10,7 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ import pytest
 from batchpipes import cli, local, samplesheet, settings, workflows
 from batchpipes.aws import stage
 from batchpipes.errors import UserError
-from moto import mock_aws
 
 DATA = Path(__file__).parent / "data" / "samplesheets"
 REGION = "eu-west-1"
@@ -541,11 +540,8 @@ def test_sheet_matches_the_cohort_workflow(tmp_path: Path) -> None:
 # -- staging the sheet's FASTQ files to S3 --------------------------------------------------------
 
 @pytest.fixture()
-def sess(fake_aws: str) -> Iterator[boto3.session.Session]:
-    with mock_aws():
-        s = boto3.session.Session(region_name=REGION)
-        s.client("s3").create_bucket(Bucket="stage-bkt", CreateBucketConfiguration={"LocationConstraint": REGION})
-        yield s
+def sess(stage_session: boto3.session.Session) -> boto3.session.Session:
+    return stage_session
 
 
 def test_stage_uploads_every_lane_and_writes_s3_uris(stand_in: Path, tmp_path: Path,
