@@ -21,7 +21,6 @@ from batchpipes.aws import stage
 from batchpipes.errors import UserError
 
 DATA = Path(__file__).parent / "data" / "samplesheets"
-REGION = "eu-west-1"
 
 #: Two reads as an Illumina NovaSeq writes them (read 1; read 2 differs only in the comment's read number).
 FASTQ = ("@LH00123:42:22FJKLLT3:1:1101:10004:1028 {r}:N:0:ACGTACGT+TGCATGCA\n"
