@@ -273,3 +273,27 @@ def test_an_added_sample_reruns_only_its_own_alignment(podman_ready, tmp_path):
         assert ran, f"the new sample's {task} did not run"
     assert not any(t in ("call_variants", "merge_vcfs", "multiqc") for t, _ in hits), sorted(hits)
     assert "t:call-index_reference NOTICE done (cached)" in log  # and the reference's index is reused
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"name": "x';touch PWNED;: '"}, "check_samples: sample name 'x';touch PWNED;: '' may hold only letters"),
+    ({"read_group": "COH1.L001\tLB:evil"}, "check_samples: lane 1 has 7 fields, not 6: a value holds a tab"),
+    ({"platform": "HiSeq $(touch PWNED)"}, "platform 'HiSeq $(touch PWNED)' is not a SAM platform"),
+])
+def test_a_cohort_given_as_json_is_checked_by_its_first_task(run_workflow, tmp_path, change, expected):
+    """Cromwell users (and `-i` users) write the samples JSON themselves: check_samples refuses what the sheet
+    check would, before any read is touched, and nothing runs a value."""
+    base = json.loads((settings.INPUTS_DIR / "genomics_cohort.local.json").read_text())
+    samples = json.loads(json.dumps(base["genomics_cohort.samples"]).replace("genomics/cohort/", f"{COHORT}/"))
+    key = "name" if "name" in change else next(iter(change))
+    if key == "name":
+        samples[0]["name"] = change["name"]
+    else:
+        samples[0]["lanes"][0][key] = change[key]
+    from batchpipes.errors import UserError
+
+    with pytest.raises(UserError) as info:
+        run_workflow("genomics_cohort", samples=samples)
+    assert expected in str(info.value), str(info.value)
+    assert "failed in check_samples" in str(info.value)
+    assert not list(tmp_path.rglob("PWNED")) and not (settings.REPO_ROOT / "PWNED").exists()
