@@ -71,6 +71,7 @@ workflow genomics {
         min_qual: "Calls with QUAL below this are marked LowQual"
         min_mapq: "Minimum mapping quality of a read used for calling and counted for callable regions"
         min_depth: "A base is callable with at least this many reads of MAPQ >= min_mapq"
+        split_cpu: "Threads for the reads' fastp pass"
         align_cpu: "Threads for each shard's alignment"
         align_memory_gb: "Memory for each shard's alignment, GiB"
         genomics_image: "Image with bwa, minimap2, samtools, bcftools, freebayes, mosdepth, bedtools and genomics-tasks (pinned by content hash)"
@@ -89,7 +90,7 @@ workflow genomics {
         String? codon_table
         File? targets_bed
         Int target_padding = 50
-        Int reads_per_shard = 8000000
+        Int reads_per_shard = 4000000
         Boolean trim_reads = true
         String aligner = "bwa"
         String caller = "bcftools"
@@ -98,9 +99,10 @@ workflow genomics {
         Int min_qual = 20
         Int min_mapq = 20
         Int min_depth = 4
+        Int split_cpu = 4
         Int align_cpu = 8
-        Int align_memory_gb = 16
-        String genomics_image = "batchpipes/genomics:e11421cfbc51"
+        Int align_memory_gb = 14
+        String genomics_image = "batchpipes/genomics:925a4b5f9728"
         String snpeff_image = "batchpipes/snpeff:e08c5641566e"
     }
 
@@ -126,6 +128,7 @@ workflow genomics {
             fastq_names = ["fastq_r1", "fastq_r2"],
             reads_per_shard = reads_per_shard,
             trim_reads = trim_reads,
+            cpu = split_cpu,
             docker_image = genomics_image
     }
 

@@ -101,7 +101,7 @@ workflow genomics_cohort {
         String? codon_table
         File? targets_bed
         Int target_padding = 50
-        Int reads_per_shard = 8000000
+        Int reads_per_shard = 4000000
         Boolean trim_reads = true
         String aligner = "bwa"
         String caller = "bcftools"
@@ -113,8 +113,8 @@ workflow genomics_cohort {
         Boolean per_sample_vcfs = false
         Int split_cpu = 4
         Int align_cpu = 8
-        Int align_memory_gb = 16
-        String genomics_image = "batchpipes/genomics:e11421cfbc51"
+        Int align_memory_gb = 14
+        String genomics_image = "batchpipes/genomics:925a4b5f9728"
         String snpeff_image = "batchpipes/snpeff:e08c5641566e"
         String multiqc_image = "batchpipes/multiqc:38dea737d058"
     }

@@ -393,7 +393,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("split-lane", help="check, trim (fastp) and shard one lane's FASTQ in one pass")
     s.add_argument("--fastq", type=Path, nargs="+", required=True, help="first mates, then second mates (if any)")
     s.add_argument("--names", nargs="+", required=True, help="the inputs' names in messages (fastq_1 fastq_2)")
-    s.add_argument("--reads-per-shard", type=int, default=8_000_000)
+    s.add_argument("--reads-per-shard", type=int, default=4_000_000)
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--no-trim", action="store_true", help="no trimming or filtering: the reads as they are")
     s.add_argument("--check-only", action="store_true", help="only check the files and write the counts (no fastp, "

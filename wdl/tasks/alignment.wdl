@@ -21,7 +21,7 @@ task split_lane {
             pattern_help: "it may hold only letters, digits, '.', '_' and '-' (at most 100, not starting with . _ -)"
         }
         fastq_names: "How the two inputs are named in messages, e.g. fastq_r1 and fastq_r2"
-        reads_per_shard: "Pairs (or single reads) per shard, at most: one alignment job each"
+        reads_per_shard: "Pairs (or single reads) per shard, at most: one alignment job each (fastp cuts per worker thread: about cpu x ceil(pairs / cpu / reads_per_shard) shards)"
         trim_reads: "Trim adapters and filter reads with fastp's defaults; false passes the reads through as they are"
         docker_image: "Image with fastp and genomics-tasks"
         cpu: "Threads for fastp (its compression of the shards)"
@@ -36,9 +36,9 @@ task split_lane {
         File? fastq_2
         String lane_id
         Array[String] fastq_names = ["fastq_1", "fastq_2"]
-        Int reads_per_shard = 8000000
+        Int reads_per_shard = 4000000
         Boolean trim_reads = true
-        String docker_image = "batchpipes/genomics:e11421cfbc51"
+        String docker_image = "batchpipes/genomics:925a4b5f9728"
         Int cpu = 4
         Int memory_gb = 4
         Int? disk_gb
@@ -124,10 +124,10 @@ task align_shard {
         String? library
         String platform = "ILLUMINA"
         String aligner = "bwa"
-        Int sort_memory_mb = 768
-        String docker_image = "batchpipes/genomics:e11421cfbc51"
+        Int sort_memory_mb = 512
+        String docker_image = "batchpipes/genomics:925a4b5f9728"
         Int cpu = 8
-        Int memory_gb = 16
+        Int memory_gb = 14
         Int? disk_gb
         Int max_retries = 0
         Int batch_retries = 2
@@ -209,9 +209,9 @@ task merge_sample {
         Array[File] bams
         String sample_name
         Boolean mark_duplicates = true
-        String docker_image = "batchpipes/genomics:e11421cfbc51"
+        String docker_image = "batchpipes/genomics:925a4b5f9728"
         Int cpu = 4
-        Int memory_gb = 8
+        Int memory_gb = 6
         Int? disk_gb
         Int max_retries = 0
         Int batch_retries = 2
