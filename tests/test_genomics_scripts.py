@@ -835,3 +835,29 @@ def test_shards_are_grouped_by_the_library_of_their_read_group():
 def test_a_shard_with_several_read_groups_is_refused():
     with pytest.raises(md.TaskError, match="shard BAM 'merged.bam' has 2 read groups, not 1"):
         md.library_of(_header("ID:a\tLB:x", "ID:b\tLB:y"), "merged.bam")
+
+
+def test_cohort_intersection_equals_base_by_base_on_random_beds():
+    """The sweep against a base-by-base count, on random sorted, non-overlapping BEDs of two contigs."""
+    import random
+
+    rng = random.Random(7)
+
+    def bed() -> list[tuple[str, int, int]]:
+        rows = []
+        for chrom in ("chr1", "chrM"):
+            pos = rng.randrange(0, 5)
+            while pos < 2000:
+                length = rng.randrange(1, 60)
+                rows.append((chrom, pos, pos + length))
+                pos += length + rng.randrange(1, 40)
+        return rows
+
+    for _ in range(20):
+        beds = [bed() for _ in range(3)]
+        common = beds[0]
+        for other in beds[1:]:
+            common = co.intersect(common, other)
+        bases = [{(c, x) for c, s, e in b for x in range(s, e)} for b in beds]
+        assert {(c, x) for c, s, e in common for x in range(s, e)} == bases[0] & bases[1] & bases[2]
+        assert all(e > s for _, s, e in common)

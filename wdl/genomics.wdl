@@ -102,7 +102,7 @@ workflow genomics {
         Int split_cpu = 4
         Int align_cpu = 8
         Int align_memory_gb = 14
-        String genomics_image = "batchpipes/genomics:925a4b5f9728"
+        String genomics_image = "batchpipes/genomics:8c2aa7663d60"
         String snpeff_image = "batchpipes/snpeff:e08c5641566e"
     }
 

@@ -91,22 +91,31 @@ Interval = tuple[str, int, int]
 
 
 def read_bed(path: Path) -> list[Interval]:
-    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
-    with opener(path, "rt") as fh:
+    with path.open("rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    with (gzip.open(path, "rt") if gz else path.open()) as fh:
         return [(c[0], int(c[1]), int(c[2])) for c in (line.rstrip("\n").split("\t") for line in fh) if len(c) >= 3]
 
 
 def intersect(a: Iterable[Interval], b: Iterable[Interval]) -> list[Interval]:
-    """Bases in both (each list sorted by contig order of appearance and start, not overlapping itself)."""
+    """Bases in both: one sweep per contig (each input sorted by start within a contig and not overlapping
+    itself, as mosdepth writes them), so the cost grows with the number of intervals, not their product."""
     by_contig: dict[str, list[tuple[int, int]]] = {}
     for chrom, start, end in b:
         by_contig.setdefault(chrom, []).append((start, end))
-    out: list[Interval] = []
+    ours: dict[str, list[tuple[int, int]]] = {}
     for chrom, start, end in a:
-        for s, e in by_contig.get(chrom, []):
-            if e <= start or s >= end:
-                continue
-            out.append((chrom, max(s, start), min(e, end)))
+        ours.setdefault(chrom, []).append((start, end))
+    out: list[Interval] = []
+    for chrom, spans in ours.items():
+        other, j = by_contig.get(chrom, []), 0
+        for start, end in spans:
+            while j < len(other) and other[j][1] <= start:
+                j += 1
+            k = j
+            while k < len(other) and other[k][0] < end:
+                out.append((chrom, max(start, other[k][0]), min(end, other[k][1])))
+                k += 1
     return out
 
 

@@ -38,7 +38,7 @@ task split_lane {
         Array[String] fastq_names = ["fastq_1", "fastq_2"]
         Int reads_per_shard = 4000000
         Boolean trim_reads = true
-        String docker_image = "batchpipes/genomics:925a4b5f9728"
+        String docker_image = "batchpipes/genomics:8c2aa7663d60"
         Int cpu = 4
         Int memory_gb = 4
         Int? disk_gb
@@ -125,7 +125,7 @@ task align_shard {
         String platform = "ILLUMINA"
         String aligner = "bwa"
         Int sort_memory_mb = 512
-        String docker_image = "batchpipes/genomics:925a4b5f9728"
+        String docker_image = "batchpipes/genomics:8c2aa7663d60"
         Int cpu = 8
         Int memory_gb = 14
         Int? disk_gb
@@ -209,7 +209,7 @@ task merge_sample {
         Array[File] bams
         String sample_name
         Boolean mark_duplicates = true
-        String docker_image = "batchpipes/genomics:925a4b5f9728"
+        String docker_image = "batchpipes/genomics:8c2aa7663d60"
         Int cpu = 4
         Int memory_gb = 6
         Int? disk_gb

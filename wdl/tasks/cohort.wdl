@@ -23,7 +23,7 @@ task check_samples {
     input {
         Array[Array[String]] lanes
         Int sample_count
-        String docker_image = "batchpipes/genomics:925a4b5f9728"
+        String docker_image = "batchpipes/genomics:8c2aa7663d60"
         Int cpu = 1
         Int memory_gb = 1
         Int disk_gb = 10
@@ -81,7 +81,7 @@ task sample_vcf {
         File cohort_vcf
         File cohort_vcf_index
         String sample_name
-        String docker_image = "batchpipes/genomics:925a4b5f9728"
+        String docker_image = "batchpipes/genomics:8c2aa7663d60"
         Int cpu = 1
         Int memory_gb = 2
         Int? disk_gb

@@ -34,7 +34,7 @@ task alignment_qc {
         File reference_fasta
         File? targets
         String sample_name
-        String docker_image = "batchpipes/genomics:925a4b5f9728"
+        String docker_image = "batchpipes/genomics:8c2aa7663d60"
         Int cpu = 2
         Int memory_gb = 2
         Int? disk_gb
@@ -128,7 +128,7 @@ task callable_regions {
         String sample_name
         Int min_depth = 4
         Int min_mapq = 20
-        String docker_image = "batchpipes/genomics:925a4b5f9728"
+        String docker_image = "batchpipes/genomics:8c2aa7663d60"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -225,7 +225,7 @@ task cohort_callable {
         Array[File] callable_summaries
         Array[String] sample_names
         String cohort_name
-        String docker_image = "batchpipes/genomics:925a4b5f9728"
+        String docker_image = "batchpipes/genomics:8c2aa7663d60"
         Int cpu = 1
         Int memory_gb = 2
         Int disk_gb = 10

@@ -26,7 +26,7 @@ task index_reference {
     input {
         File reference_fasta
         String aligner = "bwa"
-        String docker_image = "batchpipes/genomics:925a4b5f9728"
+        String docker_image = "batchpipes/genomics:8c2aa7663d60"
         Int cpu = 1
         Int memory_gb = 8
         Int? disk_gb

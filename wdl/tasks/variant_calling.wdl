@@ -32,7 +32,7 @@ task split_regions {
         Int target_padding = 50
         Int scatter_count = 4
         String caller = "bcftools"
-        String docker_image = "batchpipes/genomics:925a4b5f9728"
+        String docker_image = "batchpipes/genomics:8c2aa7663d60"
         Int cpu = 1
         Int memory_gb = 1
         Int disk_gb = 10
@@ -110,7 +110,7 @@ task call_variants {
         Int ploidy = 2
         Int min_mapping_quality = 20
         Int min_base_quality = 13
-        String docker_image = "batchpipes/genomics:925a4b5f9728"
+        String docker_image = "batchpipes/genomics:8c2aa7663d60"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -206,7 +206,7 @@ task merge_vcfs {
         File reference_fai
         String sample_name
         Int min_qual = 20
-        String docker_image = "batchpipes/genomics:925a4b5f9728"
+        String docker_image = "batchpipes/genomics:8c2aa7663d60"
         Int cpu = 1
         Int memory_gb = 2
         Int? disk_gb
