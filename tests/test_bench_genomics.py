@@ -183,13 +183,13 @@ def test_cohort_inputs_are_accepted_by_the_cohort_workflow(tmp_path: Path) -> No
     assert checked["genomics_cohort.reads_per_shard"] == 26400
 
 
-def test_split_lane_cpu_can_be_set_for_the_one_shard_run() -> None:
+def test_split_cpu_can_be_set_for_the_one_shard_run() -> None:
     flow = workflows.get("genomics")
     data = {"genomics.sample_name": "SIM001", "genomics.fastq_r1": "/x/R1.fq.gz", "genomics.fastq_r2": "/x/R2.fq.gz",
-            "genomics.reference_fasta": "/x/ref.fa", "genomics.annotation": "/x/a.gbk", "genomics.split_lane.cpu": 1,
+            "genomics.reference_fasta": "/x/ref.fa", "genomics.annotation": "/x/a.gbk", "genomics.split_cpu": 1,
             "genomics.reads_per_shard": bench.ONE_SHARD}
     checked = workflows.validate(flow, data, source="test", check_files=False)
-    assert checked["genomics.split_lane.cpu"] == 1
+    assert checked["genomics.split_cpu"] == 1
 
 
 @pytest.mark.parametrize(("option", "value"), [("parts", "workflow,speed"), ("parts", ""), ("sizes", "64,16"),

@@ -418,7 +418,7 @@ def main(args: argparse.Namespace) -> int:
             reads = scale_reads(work / "reads", args.scale)
             inputs = _single_inputs("SIM001", reads, rps, args)
             # fastp writes at least one shard per thread: one split_lane thread, so that one shard is one shard.
-            one_thread = _single_inputs("SIM001", reads, rps, args, **{"split_lane.cpu": 1})
+            one_thread = _single_inputs("SIM001", reads, rps, args, split_cpu=1)
             if "workflow" in parts:
                 bare = BareTasks(work)
                 for name in ("genomics", "snpeff"):  # built outside the timed region
