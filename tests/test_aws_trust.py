@@ -470,3 +470,31 @@ def test_a_moto_server_that_lost_its_port_is_not_taken_for_ours(moto_endpoint: s
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_the_server_holding_a_port_is_told_from_others(tmp_path: Path) -> None:
+    """The started server is recognised by the listening socket among its open files, not by timing."""
+    import socket as real_socket
+
+    from batchpipes.aws import moto_local
+
+    with real_socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert moto_local.listens_on(os.getpid(), port)
+        other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            assert not moto_local.listens_on(other.pid, port)
+        finally:
+            other.kill()
+            other.wait()
+    assert not moto_local.listens_on(os.getpid(), port)
+    net = tmp_path / "net"
+    net.mkdir()
+    (net / "tcp").write_text(
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1\n"
+        "   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 4343 1\n")
+    assert moto_local.listening_inodes(8080, net) == {"4242"}
+    assert moto_local.listening_inodes(8081, net) == set()
