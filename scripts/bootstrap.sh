@@ -15,7 +15,7 @@ if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUD
 fi
 
 packages=(podman runc debootstrap sudo docker-registry shellcheck uidmap slirp4netns
-          fuse-overlayfs python3-venv python3-pip ca-certificates curl)
+          fuse-overlayfs python3-venv python3-pip ca-certificates curl jq systemd openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -59,5 +59,22 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".[dev]"
   touch "$stamp"
+fi
+# checkov (scans the CloudFormation template in the tests) pins an older boto3 than ours: its own venv.
+checkov_version=3.3.30
+if [ ! -x .tools/checkov/bin/checkov ] \
+   || [ "$(.tools/checkov/bin/pip show checkov 2>/dev/null | sed -n 's/^Version: //p')" != "$checkov_version" ]; then
+  log "installing checkov $checkov_version into .tools/checkov"
+  python3 -m venv .tools/checkov
+  .tools/checkov/bin/pip install -q "checkov==$checkov_version"
+fi
+# openwdl's ANTLR grammar for WDL 1.0 (a parser independent of miniwdl, in the tests) pins antlr4 runtime 4.8;
+# moto in .venv needs 4.13: its own venv too.
+wdl_parsers_version=0.2.0
+if [ ! -x .tools/wdl-parsers/bin/python ] \
+   || [ "$(.tools/wdl-parsers/bin/pip show wdl-parsers 2>/dev/null | sed -n 's/^Version: //p')" != "$wdl_parsers_version" ]; then
+  log "installing wdl-parsers $wdl_parsers_version into .tools/wdl-parsers"
+  python3 -m venv .tools/wdl-parsers
+  .tools/wdl-parsers/bin/pip install -q "wdl-parsers==$wdl_parsers_version"
 fi
 log "ready: .venv/bin/batchpipes --help"

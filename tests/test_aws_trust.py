@@ -401,7 +401,7 @@ def test_bucket_403_says_access_denied_in_every_command(proxied, tmp_path: Path,
 def test_unparseable_sts_answer_in_another_command(proxied, tmp_path: Path) -> None:
     """Any aws action, not only stage: teardown's first call (STS GetCallerIdentity) gets a login page."""
     proxy = proxied(lambda method, path: (200, {"Content-Type": "text/html"}, PORTAL) if method == "POST" else None)
-    r = cli(proxy.url, "aws", "teardown", "--name", "bp", "--state", str(tmp_path / "s.json"))
+    r = cli(proxy.url, "aws", "teardown", "--name", "bp")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "error: aws teardown: AWS sent a response that could not be parsed (ResponseParserError: Unable to parse "
@@ -439,7 +439,7 @@ def test_check_bucket_messages(sess: boto3.session.Session, expect_user_error, c
 def test_wellformed_foreign_sts_answer_is_one_line(proxied, tmp_path: Path) -> None:
     proxy = proxied(lambda method, path: (200, {"Content-Type": "text/html"}, PORTAL_XHTML)
                     if method == "POST" else None)
-    r = cli(proxy.url, "aws", "teardown", "--name", "bp", "--state", str(tmp_path / "s.json"))
+    r = cli(proxy.url, "aws", "teardown", "--name", "bp")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "error: aws teardown: AWS sent a response that could not be parsed (KeyError: 'GetCallerIdentityResult'): "
