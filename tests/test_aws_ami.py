@@ -1,18 +1,15 @@
-"""``batchpipes aws build-ami`` with moto, both flavours (gpu: the default, cpu): SSM lookup, launch
-parameters (IMDSv2, encrypted EBS), image and tags, and the build instance terminated at the end, also
-when provisioning or image creation fails. The user-data script is checked with shellcheck in both
-renderings, its GPU-only parts are checked to be guarded by the flavour, and its fetch_and_run.sh is
-run for its error paths."""
+"""``batchpipes aws build-ami`` with moto, both flavours (gpu: the default, cpu): the Amazon Linux 2023 SSM
+lookup (moto's own copies of AWS's public parameters and images), launch parameters (IMDSv2, encrypted EBS),
+image without a scratch volume and its tags (batchpipes:os=al2023), requests checked against botocore's EC2
+model, and the build instance terminated at the end, also when provisioning or image creation fails. The
+user-data script itself is tested in test_aws_ami_host.py."""
 
 from __future__ import annotations
 
 import base64
 import re
-import shutil
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import boto3
 import botocore.exceptions
@@ -22,11 +19,19 @@ from batchpipes.aws import ami
 from batchpipes.aws.session import session
 from batchpipes.errors import UserError
 from botocore.awsrequest import AWSResponse
+from botocore.model import ServiceModel
+from botocore.validate import ParamValidator
 from moto import mock_aws
 
 REGION = "eu-west-1"
 
 
+def _assert_valid(operation: str, params: dict) -> None:
+    """The request passes botocore's validation against the EC2 service model (what boto3 checks before sending)."""
+    ec2 = boto3.client("ec2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    model: ServiceModel = ec2.meta.service_model
+    report = ParamValidator().validate(params, model.operation_model(operation).input_shape)
+    assert not report.has_errors(), report.generate_report()
 
 
 def _network(ec2) -> tuple[str, str]:
@@ -62,22 +67,48 @@ def _build_instances(ec2) -> list[dict]:
 @mock_aws
 def test_base_image_from_ssm(fake_aws: str) -> None:
     ssm = boto3.client("ssm", region_name=REGION)
-    image = ami.base_image(ssm)
-    assert re.fullmatch(r"ami-[0-9a-f]+", image)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    names = {}
+    for flavor, spec in ami.FLAVORS.items():
+        image = ami.base_image(ssm, spec.ssm_parameter)
+        assert re.fullmatch(r"ami-[0-9a-f]+", image)
+        names[flavor] = ec2.describe_images(ImageIds=[image])["Images"][0]["Name"]
+    # AWS's names for the AL2023 ECS images, as moto copies them from AWS
+    assert re.fullmatch(r"al2023-ami-ecs-gpu-hvm-2023\.\d\.\d{8}-kernel-[\d.]+-x86_64-ebs", names["gpu"]), names
+    assert re.fullmatch(r"al2023-ami-ecs-hvm-2023\.\d\.\d{8}-kernel-[\d.]+-x86_64", names["cpu"]), names
+    assert ami.base_image(ssm) == ami.base_image(ssm, ami.SSM_GPU_AMI)
+    # a parameter of the account's own (as a user may keep a vetted base image) works the same way
+    ssm.put_parameter(Name="/bp/base/gpu", Value="ami-0123456789abcdef0", Type="String")
+    assert ami.base_image(ssm, "/bp/base/gpu") == "ami-0123456789abcdef0"
     with pytest.raises(UserError, match="cannot read SSM parameter /nope"):
         ami.base_image(ssm, "/nope")
+
+
+def test_ssm_parameters_are_the_al2023_ones() -> None:
+    assert ami.SSM_CPU_AMI == "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+    assert ami.SSM_GPU_AMI == "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+    assert {f.ssm_parameter for f in ami.FLAVORS.values()} == {ami.SSM_CPU_AMI, ami.SSM_GPU_AMI}
+
+
+def _capture(sess, operation: str) -> list[dict]:
+    """The parameters of every ``operation`` call made through ``sess``, as the caller passed them."""
+    calls: list[dict] = []
+    sess.events.register(f"provide-client-params.ec2.{operation}", lambda params, **kwargs: calls.append(dict(params)))
+    return calls
 
 
 @mock_aws
 def test_build_flow(fake_aws: str) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     subnet, sg = _network(ec2)
+    sess = session(REGION)
+    launched, imaged = _capture(sess, "RunInstances"), _capture(sess, "CreateImage")
     stop = threading.Event()
     _stop_build_instance_when_launched(ec2, stop)
-    build = ami.AmiBuild(subnet_id=subnet, security_group_id=sg, scratch_gb=300, name="bp-test-ami",
+    build = ami.AmiBuild(subnet_id=subnet, security_group_id=sg, name="bp-test-ami",
                          poll_seconds=0.05, provision_timeout=30)
     try:
-        ami_id = ami.build_ami(session(REGION), build, wait_available=True)
+        ami_id = ami.build_ami(sess, build, wait_available=True)
     finally:
         stop.set()
     image = ec2.describe_images(ImageIds=[ami_id])["Images"][0]
@@ -86,6 +117,15 @@ def test_build_flow(fake_aws: str) -> None:
     base = boto3.client("ssm", region_name=REGION).get_parameter(Name=ami.SSM_GPU_AMI)["Parameter"]["Value"]
     assert tags["batchpipes:base-ami"] == base and tags["project"] == "batchpipes"
     assert tags["batchpipes:role"] == "ecs-gpu-host" and tags["Name"] == "bp-test-ami"
+    # what the CloudFormation deploy checks before it accepts an image
+    assert tags["batchpipes:flavor"] == "gpu" and tags["batchpipes:os"] == "al2023"
+    # no scratch snapshot in the image: the build's /dev/xvdb is left out, only the root volume is imaged
+    [create] = imaged
+    assert create["BlockDeviceMappings"] == [{"DeviceName": "/dev/xvdb", "NoDevice": ""}]
+    _assert_valid("CreateImage", create)
+    [launch] = launched
+    _assert_valid("RunInstances", launch)
+    assert ami.SCRATCH_DEVICE not in [m["DeviceName"] for m in image.get("BlockDeviceMappings", [])]
 
     [instance] = _build_instances(ec2)
     assert instance["State"]["Name"] == "terminated"
@@ -93,10 +133,10 @@ def test_build_flow(fake_aws: str) -> None:
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     assert instance["InstanceType"] == "g4dn.xlarge"
     assert instance["SubnetId"] == subnet
-    assert "ECS GPU host" in image["Description"]
+    assert "ECS GPU host (Amazon Linux 2023)" in image["Description"]
     user_data = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
     sent = base64.b64decode(user_data["UserData"]["Value"]).decode()
-    assert sent == ami.render_userdata("gpu") == ami.USERDATA.read_text()  # the gpu flavour is the file as is
+    assert sent == ami.render_userdata("gpu")
     assert re.search(r"^BP_FLAVOR=gpu$", sent, re.M)
 
 
@@ -105,9 +145,7 @@ def test_cpu_build_flow(fake_aws: str) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     subnet, sg = _network(ec2)
     sess = session(REGION)
-    launched: list[dict] = []
-    sess.events.register("provide-client-params.ec2.RunInstances",
-                         lambda params, **kwargs: launched.append(dict(params)))
+    launched = _capture(sess, "RunInstances")
     stop = threading.Event()
     _stop_build_instance_when_launched(ec2, stop)
     build = ami.AmiBuild(subnet_id=subnet, security_group_id=sg, flavor="cpu", poll_seconds=0.05,
@@ -122,39 +160,45 @@ def test_cpu_build_flow(fake_aws: str) -> None:
 
     image = ec2.describe_images(ImageIds=[ami_id])["Images"][0]
     assert re.fullmatch(r"batchpipes-ecs-cpu-\d{8}-\d{6}", image["Name"]), image["Name"]
-    assert image["Description"] == f"batchpipes ECS CPU host for Cromwell on AWS Batch, from {cpu_base}"
+    assert image["Description"] == (f"batchpipes ECS CPU host (Amazon Linux 2023) for Cromwell on AWS Batch, "
+                                    f"from {cpu_base}")
     tags = {t["Key"]: t["Value"] for t in image["Tags"]}
     assert tags["batchpipes:role"] == "ecs-cpu-host" and tags["batchpipes:flavor"] == "cpu"
+    assert tags["batchpipes:os"] == "al2023"
     assert tags["batchpipes:base-ami"] == cpu_base and tags["Name"] == image["Name"]
 
     [instance] = _build_instances(ec2)
     assert instance["State"]["Name"] == "terminated"
-    assert instance["ImageId"] == cpu_base and instance["InstanceType"] == "c5.xlarge"
+    assert instance["ImageId"] == cpu_base and instance["InstanceType"] == "c6i.xlarge"
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     [request] = launched
     assert request["MetadataOptions"]["HttpTokens"] == "required"
     devices = {m["DeviceName"]: m["Ebs"] for m in request["BlockDeviceMappings"]}
     assert set(devices) == {"/dev/xvda", ami.SCRATCH_DEVICE}
     assert all(ebs["Encrypted"] is True for ebs in devices.values())
-    assert devices[ami.SCRATCH_DEVICE]["VolumeSize"] == 500
+    # the build's own scratch volume, only for the self-test of bp-scratch.service (c6i has no instance store)
+    assert devices[ami.SCRATCH_DEVICE]["VolumeSize"] == ami.BUILD_SCRATCH_GB == 20
+    _assert_valid("RunInstances", request)
 
     user_data = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
     sent = base64.b64decode(user_data["UserData"]["Value"]).decode()
     assert sent == ami.render_userdata("cpu")
     assert re.findall(r"^BP_FLAVOR=.*$", sent, re.M) == ["BP_FLAVOR=cpu"]
     for needed in ('--install-dir "${AWSCLI_DIR}"', "awscli-exe-linux-", "/usr/local/bin/fetch_and_run.sh",
-                   "BATCH_FILE_S3_URL", "/cromwell_root", ami.READY_MARK):
+                   "BATCH_FILE_S3_URL", "/cromwell_root", 'say "ready"', 'echo "batchpipes-ami: $*"'):
         assert needed in sent, needed
 
 
 def test_launch_request_encrypts_every_volume() -> None:
-    build = ami.AmiBuild(subnet_id="subnet-0123abcd", security_group_id="sg-0123abcd", scratch_gb=750,
+    build = ami.AmiBuild(subnet_id="subnet-0123abcd", security_group_id="sg-0123abcd",
                          name="n", kms_key_id="alias/ebs")
-    req = ami.run_instances_request(build, "ami-12345678", "/dev/xvda", "#!/bin/bash\n")
+    req = ami.run_instances_request(build, "ami-12345678", "/dev/xvda", ami.render_userdata("gpu"))
+    _assert_valid("RunInstances", req)
     assert req["MetadataOptions"]["HttpTokens"] == "required"
     devices = {m["DeviceName"]: m["Ebs"] for m in req["BlockDeviceMappings"]}
     assert devices["/dev/xvda"]["Encrypted"] is True and devices["/dev/xvdb"]["Encrypted"] is True
-    assert devices["/dev/xvdb"]["VolumeSize"] == 750 and devices["/dev/xvdb"]["KmsKeyId"] == "alias/ebs"
+    assert devices["/dev/xvdb"]["VolumeSize"] == 20 and devices["/dev/xvdb"]["KmsKeyId"] == "alias/ebs"
+    assert all(ebs["VolumeType"] == "gp3" for ebs in devices.values())
     assert req["InstanceInitiatedShutdownBehavior"] == "stop"
     # botocore validates the request shape against the real EC2 model
     ec2 = boto3.client("ec2", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
@@ -197,7 +241,7 @@ def test_instance_is_terminated_when_image_creation_fails(fake_aws: str, flavor:
         stop.set()
     [instance] = _build_instances(ec2)
     assert instance["State"]["Name"] == "terminated"
-    assert instance["InstanceType"] == {"gpu": "g4dn.xlarge", "cpu": "c5.xlarge"}[flavor]
+    assert instance["InstanceType"] == {"gpu": "g4dn.xlarge", "cpu": "c6i.xlarge"}[flavor]
     assert ec2.describe_images(Owners=["self"])["Images"] == []
 
 
@@ -270,7 +314,6 @@ def test_bad_network_and_duplicate_name(fake_aws: str, expect_user_error) -> Non
 @pytest.mark.parametrize("argv, message", [
     (["--subnet-id", "subnet-xyz", "--security-group-id", "sg-0123abcd"], "malformed subnet id 'subnet-xyz'"),
     (["--subnet-id", "subnet-0123abcd", "--security-group-id", "group"], "malformed security group id 'group'"),
-    (["--subnet-id", "subnet-0123abcd", "--security-group-id", "sg-0123abcd", "--scratch-gb", "5"], "--scratch-gb"),
     (["--subnet-id", "subnet-0123abcd", "--security-group-id", "sg-0123abcd", "--region", "mars-north-1"],
      "unknown AWS region 'mars-north-1'"),
 ])
@@ -293,7 +336,7 @@ def test_cli_unknown_flavor_is_refused(capsys: pytest.CaptureFixture[str], expec
 
 @pytest.mark.parametrize("extra, instance_type, role", [
     ([], "g4dn.xlarge", "ecs-gpu-host"),
-    (["--flavor", "cpu"], "c5.xlarge", "ecs-cpu-host"),
+    (["--flavor", "cpu"], "c6i.xlarge", "ecs-cpu-host"),
     (["--flavor", "cpu", "--instance-type", "m5.large"], "m5.large", "ecs-cpu-host"),
 ], ids=["default-gpu", "cpu", "cpu-instance-type"])
 def test_cli_end_to_end_against_moto_server(aws_env: str, capsys: pytest.CaptureFixture[str], extra: list[str],
@@ -325,100 +368,54 @@ def test_provisioning_verdict() -> None:
         ami.provisioning_verdict("nothing here")
 
 
-# -- the user-data script -------------------------------------------------------------------------
+def test_create_image_request_is_valid_and_leaves_scratch_out() -> None:
+    build = ami.AmiBuild(subnet_id="subnet-0123abcd", security_group_id="sg-0123abcd", flavor="cpu",
+                         name="batchpipes-ecs-cpu-20261202-230000", extra_tags={"team": "md"})
+    req = ami.create_image_request(build, "i-0123456789abcdef0", "ami-0fac451d91e95f35c")
+    _assert_valid("CreateImage", req)
+    assert req["BlockDeviceMappings"] == [{"DeviceName": ami.SCRATCH_DEVICE, "NoDevice": ""}]
+    [spec] = req["TagSpecifications"]
+    tags = {t["Key"]: t["Value"] for t in spec["Tags"]}
+    assert spec["ResourceType"] == "image"
+    assert tags == {**tags, "batchpipes:os": "al2023", "batchpipes:flavor": "cpu", "team": "md",
+                    "batchpipes:base-ami": "ami-0fac451d91e95f35c", "batchpipes:role": "ecs-cpu-host"}
 
 
-def test_userdata_is_shellcheck_clean(tmp_path: Path) -> None:
-    exe = shutil.which("shellcheck")
-    assert exe, "shellcheck is not installed (scripts/bootstrap.sh installs it)"
-    text = ami.USERDATA.read_text()
-    fetch = tmp_path / "fetch_and_run.sh"
-    fetch.write_text(re.search(r"<< 'SCRIPT'\n(.*?)\nSCRIPT\n", text, re.S)[1] + "\n")
-    paths = [ami.USERDATA, fetch]
-    for flavor in ami.FLAVORS:
-        rendered = ami.render_userdata(flavor)
-        assert rendered.startswith("#!/bin/bash\n") and len(rendered.encode()) < 16384  # EC2 user-data limit
-        paths.append(tmp_path / f"userdata-{flavor}.sh")
-        paths[-1].write_text(rendered)
-    for path in paths:
-        proc = subprocess.run([exe, str(path)], capture_output=True, text=True, check=False)
-        assert proc.returncode == 0, (path.name, proc.stdout)
+@pytest.mark.parametrize("flavor, base_parameter, message", [
+    ("gpu", "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id",
+     r"\('amzn2-ami-ecs-gpu-hvm-[^']+'\) is not the ECS GPU-optimised Amazon Linux 2023 AMI"),
+    ("cpu", "/aws/service/ecs/optimized-ami/amazon-linux-2/recommended/image_id",
+     r"\('amzn2-ami-ecs-hvm-[^']+'\) is not the ECS-optimised Amazon Linux 2023 AMI"),
+    ("gpu", ami.SSM_CPU_AMI, r"\('al2023-ami-ecs-hvm-[^']+'\) is not the ECS GPU-optimised Amazon Linux 2023 AMI"),
+], ids=["gpu-on-al2", "cpu-on-al2", "gpu-on-cpu-base"])
+@mock_aws
+def test_wrong_base_ami_is_refused_before_launch(fake_aws: str, flavor: str, base_parameter: str,
+                                                 message: str) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    subnet, sg = _network(ec2)
+    base = boto3.client("ssm", region_name=REGION).get_parameter(Name=base_parameter)["Parameter"]["Value"]
+    build = ami.AmiBuild(subnet_id=subnet, security_group_id=sg, flavor=flavor, base_ami=base, name="bp-wrong")
+    with pytest.raises(UserError, match=message):
+        ami.build_ami(session(REGION), build)
+    assert _build_instances(ec2) == []  # nothing launched
 
 
-def test_rendering_changes_only_the_flavor_line() -> None:
-    original = ami.USERDATA.read_text().splitlines()
-    for flavor in ami.FLAVORS:
-        rendered = ami.render_userdata(flavor).splitlines()
-        assert len(rendered) == len(original)
-        changed = [(a, b) for a, b in zip(original, rendered, strict=True) if a != b]
-        assert changed == ([] if flavor == "gpu" else [("BP_FLAVOR=gpu", f"BP_FLAVOR={flavor}")])
-        # the flavour is set before anything runs (only comments and blank lines above it)
-        index = rendered.index(f"BP_FLAVOR={flavor}")
-        assert all(not line.strip() or line.startswith("#") for line in rendered[:index])
-
-
-_GPU_GUARD = 'if [ "${BP_FLAVOR}" = gpu ]; then'
-
-
-def _gpu_guarded_lines(lines: list[str]) -> set[int]:
-    """Indices of the lines inside ``if [ "${BP_FLAVOR}" = gpu ]; then ... fi`` blocks."""
-    guarded: set[int] = set()
-    depth = 0
-    for i, line in enumerate(lines):
-        word = line.strip()
-        if depth == 0:
-            if word == _GPU_GUARD:
-                depth = 1
-            continue
-        if word.startswith("if ") and word.endswith("; then"):
-            depth += 1
-        elif word == "fi":
-            depth -= 1
-        if depth:
-            guarded.add(i)
-    assert depth == 0, "unterminated gpu block"
-    return guarded
-
-
-def test_gpu_parts_run_only_on_the_gpu_flavor() -> None:
-    lines = ami.USERDATA.read_text().splitlines()
-    guarded = _gpu_guarded_lines(lines)
-    code = [(i, line) for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
-    gpu_code = [line for i, line in code if re.search(r"nvidia|GPU", line)]
-    assert any("nvidia-container-runtime" in line for line in gpu_code)
-    assert any('default-runtime\\"] = \\"nvidia' in line for line in gpu_code)
-    assert any("set_ecs ECS_ENABLE_GPU_SUPPORT true" in line for line in gpu_code)
-    for i, line in code:
-        if re.search(r"nvidia|GPU", line):
-            assert i in guarded, f"line {i + 1} is GPU-specific but runs on cpu hosts too: {line.strip()}"
-    # and nothing a CPU host needs hides in the gpu blocks
-    inside = "\n".join(lines[i] for i in sorted(guarded))
-    for shared in ("aws-cli", "fetch_and_run", "jq --arg", "data-root", "set_ecs ECS_ENABLE_TASK_IAM_ROLE",
-                   "mkfs", "ECS_IMAGE_PULL_BEHAVIOR", "say \"ready\""):
-        assert shared not in inside, shared
-
-
-def test_userdata_provides_what_cromwell_mounts() -> None:
-    for flavor in ami.FLAVORS:
-        text = ami.render_userdata(flavor)
-        for needed in ("/usr/local/aws-cli", '--install-dir "${AWSCLI_DIR}"', "/usr/local/bin/fetch_and_run.sh",
-                       "/cromwell_root", "ECS_ENABLE_TASK_IAM_ROLE", "ECS_DISABLE_PRIVILEGED true",
-                       "rm -rf /var/lib/ecs/data/*", ami.READY_MARK, "poweroff", "trap 'on_error $LINENO' ERR",
-                       'gpu | cpu) ;;'):
-            assert needed in text, (flavor, needed)
-        assert not re.search(r"set_ecs ECS_CLUSTER|^ECS_CLUSTER=", text, re.M)  # AWS Batch sets it at launch
-
-
-@pytest.mark.parametrize("env, message", [
-    ({}, "BATCH_FILE_TYPE=script only"),
-    ({"BATCH_FILE_TYPE": "zip", "BATCH_FILE_S3_URL": "s3://b/k"}, "got 'zip'"),
-    ({"BATCH_FILE_TYPE": "script", "BATCH_FILE_S3_URL": "https://b/k"}, "must be an s3:// URL"),
-])
-def test_fetch_and_run_rejects_bad_environment(tmp_path: Path, env: dict[str, str], message: str) -> None:
-    text = ami.USERDATA.read_text()
-    fetch = tmp_path / "fetch_and_run.sh"
-    fetch.write_text(re.search(r"<< 'SCRIPT'\n(.*?)\nSCRIPT\n", text, re.S)[1] + "\n")
-    proc = subprocess.run(["bash", str(fetch)], env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True,
-                          check=False)
-    assert proc.returncode == 1
-    assert proc.stderr.startswith("ERROR: ") and message in proc.stderr
+@mock_aws
+def test_registered_al2023_base_ami_is_accepted(fake_aws: str) -> None:
+    """An account's own copy of the AL2023 GPU AMI (same name scheme) passed as --base-ami."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    subnet, sg = _network(ec2)
+    source = boto3.client("ssm", region_name=REGION).get_parameter(Name=ami.SSM_GPU_AMI)["Parameter"]["Value"]
+    donor = ec2.run_instances(ImageId=source, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    copy = ec2.create_image(InstanceId=donor, Name="al2023-ami-ecs-gpu-hvm-2023.0.20261101-kernel-6.12-x86_64-ebs")
+    ec2.terminate_instances(InstanceIds=[donor])
+    stop = threading.Event()
+    _stop_build_instance_when_launched(ec2, stop)
+    build = ami.AmiBuild(subnet_id=subnet, security_group_id=sg, base_ami=copy["ImageId"], name="bp-own-base",
+                         poll_seconds=0.05, provision_timeout=30)
+    try:
+        ami_id = ami.build_ami(session(REGION), build)
+    finally:
+        stop.set()
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_images(ImageIds=[ami_id])["Images"][0]["Tags"]}
+    assert tags["batchpipes:base-ami"] == copy["ImageId"]

@@ -1,10 +1,13 @@
-"""The ECS host AMIs (GPU or CPU flavour) for Cromwell's AWS Batch backend.
+"""The ECS host AMIs (GPU or CPU flavour) for Cromwell's AWS Batch backend, on Amazon Linux 2023.
 
-Flow: look up the flavour's ECS-optimised Amazon Linux 2 AMI (public SSM parameter: the GPU variant
+Flow: look up the flavour's ECS-optimised Amazon Linux 2023 AMI (public SSM parameter: the GPU variant
 for ``gpu``, the standard one for ``cpu``), launch one instance from it with ``ami_userdata.sh`` as
-user-data (its ``BP_FLAVOR=`` line set to the flavour; IMDSv2 only, encrypted EBS root and scratch
-volumes), wait until the script has powered the instance off, check its verdict on the serial
-console, create and tag the image, and terminate the instance, also when any step fails.
+user-data (its ``BP_FLAVOR=`` line set to the flavour; IMDSv2 only, encrypted EBS root and a small
+encrypted EBS volume at /dev/xvdb on which the script self-tests the scratch unit), wait until the script has
+powered the instance off, check its verdict on the serial console, create and tag the image *without* the
+/dev/xvdb volume (scratch is prepared at every boot on the instance that runs the image: instance-store NVMe
+when present, else the launch template's /dev/xvdb volume), and terminate the instance, also when any step
+fails.
 """
 
 from __future__ import annotations
@@ -26,11 +29,21 @@ from .session import client, describe_error
 
 log = logging.getLogger(__name__)
 
-SSM_GPU_AMI = "/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id"
-SSM_CPU_AMI = "/aws/service/ecs/optimized-ami/amazon-linux-2/recommended/image_id"
+# AWS's public parameters for the ECS-optimised Amazon Linux 2023 AMIs (Amazon ECS developer guide, "Retrieving
+# Amazon ECS-optimized Linux AMI metadata"); Amazon Linux 2 reached end of support on 2026-06-30.
+SSM_GPU_AMI = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
+SSM_CPU_AMI = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+OS_TAG = "al2023"
 USERDATA = Path(__file__).with_name("ami_userdata.sh")
+#: the device name the scratch unit looks for: the launch template maps the scratch EBS volume here
 SCRATCH_DEVICE = "/dev/xvdb"
-ROOT_GB = 50
+#: the build instance's own scratch volume, only for the self-test; it is left out of the image
+BUILD_SCRATCH_GB = 20
+#: the AL2023 ECS AMIs' root size; docker's storage is on scratch, so the root needs no more, and launch templates may
+#: map any root size from this up (a smaller one than the image's snapshot is refused by EC2)
+ROOT_GB = 30
+#: EC2's limit on user-data, before base64 (EC2 user guide, "Run commands when you launch an EC2 instance")
+USERDATA_LIMIT = 16 * 1024
 READY_MARK = "batchpipes-ami: ready"
 FAILED_MARK = "batchpipes-ami: FAILED"
 BUILD_TAGS = {**PROJECT_TAGS, "batchpipes:role": "ami-build"}
@@ -39,6 +52,9 @@ _SUBNET_RE = re.compile(r"subnet-[0-9a-f]{8,17}")
 _SG_RE = re.compile(r"sg-[0-9a-f]{8,17}")
 _AMI_NAME_RE = re.compile(r"[A-Za-z0-9()\[\] ./'@_-]{3,128}")
 _FLAVOR_LINE_RE = re.compile(r"^BP_FLAVOR=.*$", re.M)
+#: comment lines the rendering blanks (not shebangs, not shellcheck directives, not inside here-documents)
+_COMMENT_RE = re.compile(r"^[ \t]*#(?!!)(?![ \t]*shellcheck ).*$")
+_HEREDOC_START_RE = re.compile(r"<< '(\w+)'$")
 
 
 @dataclass(frozen=True)
@@ -50,15 +66,20 @@ class Flavor:
     instance_type: str
     #: the base AMI as named in the command's help
     base_label: str
+    #: what the name of a base AMI of this flavour contains (AWS names them al2023-ami-ecs-[gpu-]hvm-...)
+    base_name_prefix: str
 
     @property
     def role(self) -> str:
         return f"ecs-{self.name}-host"
 
 
+# Build instance types: g4dn.xlarge is the cheapest NVIDIA (T4) type and has one instance-store NVMe disk, so the
+# gpu build self-tests the instance-store path of the scratch unit; c6i.xlarge has none, so the cpu build tests
+# the EBS /dev/xvdb path. The images run on any x86_64 type of their flavour (g4dn, g5, g6, c6i, c7i, m7i ...).
 FLAVORS: dict[str, Flavor] = {
-    "gpu": Flavor("gpu", SSM_GPU_AMI, "g4dn.xlarge", "ECS GPU-optimised Amazon Linux 2"),
-    "cpu": Flavor("cpu", SSM_CPU_AMI, "c5.xlarge", "ECS-optimised Amazon Linux 2"),
+    "gpu": Flavor("gpu", SSM_GPU_AMI, "g4dn.xlarge", "ECS GPU-optimised Amazon Linux 2023", "al2023-ami-ecs-gpu-"),
+    "cpu": Flavor("cpu", SSM_CPU_AMI, "c6i.xlarge", "ECS-optimised Amazon Linux 2023", "al2023-ami-ecs-"),
 }
 DEFAULT_FLAVOR = "gpu"
 
@@ -70,9 +91,8 @@ class AmiBuild:
     subnet_id: str
     security_group_id: str
     flavor: str = DEFAULT_FLAVOR
-    #: empty: the flavour's default (g4dn.xlarge for gpu, c5.xlarge for cpu)
+    #: empty: the flavour's default (g4dn.xlarge for gpu, c6i.xlarge for cpu)
     instance_type: str = ""
-    scratch_gb: int = 500
     name: str = ""
     base_ami: str | None = None
     kms_key_id: str | None = None
@@ -102,8 +122,6 @@ class AmiBuild:
             raise UserError(f"malformed subnet id '{self.subnet_id}': expected subnet-<8 or 17 hex digits>")
         if not _SG_RE.fullmatch(self.security_group_id):
             raise UserError(f"malformed security group id '{self.security_group_id}': expected sg-<hex digits>")
-        if not 20 <= self.scratch_gb <= 16384:
-            raise UserError(f"--scratch-gb must be between 20 and 16384, not {self.scratch_gb}")
         if self.name and not _AMI_NAME_RE.fullmatch(self.name):
             raise UserError(f"invalid AMI name '{self.name}': 3-128 letters, digits and ()[] ./'@_-")
 
@@ -113,13 +131,36 @@ def default_name(flavor: str = DEFAULT_FLAVOR) -> str:
 
 
 def render_userdata(flavor: str) -> str:
-    """``ami_userdata.sh`` with its ``BP_FLAVOR=`` line set to the flavour (the file itself says gpu)."""
+    """``ami_userdata.sh`` with its ``BP_FLAVOR=`` line set to the flavour (the file itself says gpu) and its own
+    comment lines blanked (the files it installs keep theirs), to stay under EC2's 16 KiB; line numbers (the
+    console's "FAILED at line N") still match the file."""
     if flavor not in FLAVORS:
         raise UserError(f"unknown AMI flavour '{flavor}': use one of {', '.join(FLAVORS)}")
     rendered, count = _FLAVOR_LINE_RE.subn(f"BP_FLAVOR={flavor}", USERDATA.read_text())
     if count != 1:
         raise RuntimeError(f"{USERDATA} must have exactly one BP_FLAVOR= line, found {count}")
+    rendered = _blank_comments(rendered)
+    size = len(rendered.encode())
+    if size > USERDATA_LIMIT:
+        raise RuntimeError(f"rendered {USERDATA.name} is {size} bytes, above EC2's user-data limit {USERDATA_LIMIT}")
     return rendered
+
+
+def _blank_comments(script: str) -> str:
+    """The script with its own comment lines emptied; the files it writes (here-documents) keep theirs."""
+    lines = script.split("\n")
+    delimiter = None
+    for i, line in enumerate(lines):
+        if delimiter is not None:
+            if line == delimiter:
+                delimiter = None
+            continue
+        start = _HEREDOC_START_RE.search(line)
+        if start:
+            delimiter = start[1]
+        elif _COMMENT_RE.match(line):
+            lines[i] = ""
+    return "\n".join(lines)
 
 
 def _tags(d: dict[str, str]) -> list[dict[str, str]]:
@@ -127,7 +168,7 @@ def _tags(d: dict[str, str]) -> list[dict[str, str]]:
 
 
 def base_image(ssm: Any, parameter: str = SSM_GPU_AMI) -> str:
-    """The current AMI id that a public SSM parameter names (default: the ECS GPU-optimised AMI)."""
+    """The current AMI id that a public SSM parameter names (default: the ECS GPU-optimised AL2023 AMI)."""
     try:
         return str(ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
     except botocore.exceptions.ClientError as exc:
@@ -152,7 +193,7 @@ def run_instances_request(build: AmiBuild, image_id: str, root_device: str, user
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
         "BlockDeviceMappings": [
             {"DeviceName": root_device, "Ebs": {**ebs_common, "VolumeSize": ROOT_GB}},
-            {"DeviceName": SCRATCH_DEVICE, "Ebs": {**ebs_common, "VolumeSize": build.scratch_gb}},
+            {"DeviceName": SCRATCH_DEVICE, "Ebs": {**ebs_common, "VolumeSize": BUILD_SCRATCH_GB}},
         ],
         "TagSpecifications": [
             {"ResourceType": "instance", "Tags": _tags(tags)},
@@ -162,6 +203,36 @@ def run_instances_request(build: AmiBuild, image_id: str, root_device: str, user
     if build.instance_profile:
         request["IamInstanceProfile"] = {"Name": build.instance_profile}
     return request
+
+
+def check_base(build: AmiBuild, image_id: str, image: dict[str, Any]) -> None:
+    """Refuse a base AMI that is not an ECS-optimised Amazon Linux 2023 image of the flavour (by its name, which
+    AWS sets as al2023-ami-ecs-hvm-... or al2023-ami-ecs-gpu-hvm-...), before anything is launched: the
+    user-data needs dnf and, on gpu, the NVIDIA driver and container toolkit of the GPU variant."""
+    name = str(image.get("Name") or "")
+    if not name.startswith(build.spec.base_name_prefix):
+        raise UserError(f"base AMI {image_id} ('{name}') is not the {build.spec.base_label} AMI "
+                        f"(name {build.spec.base_name_prefix}...): omit --base-ami to use {build.spec.ssm_parameter}")
+
+
+def image_tags(build: AmiBuild, base_id: str) -> dict[str, str]:
+    """The tags of the image and its snapshots; deploy refuses images without batchpipes:flavor and
+    batchpipes:os=al2023."""
+    return {**BUILD_TAGS, **build.extra_tags, "Name": build.name, "batchpipes:base-ami": base_id,
+            "batchpipes:role": build.spec.role, "batchpipes:flavor": build.flavor, "batchpipes:os": OS_TAG}
+
+
+def create_image_request(build: AmiBuild, instance_id: str, base_id: str) -> dict[str, Any]:
+    """The CreateImage parameters (pure): the build's scratch volume stays out of the image (NoDevice), so no
+    scratch snapshot is baked in; instances get theirs from the launch template or instance store."""
+    return {
+        "InstanceId": instance_id,
+        "Name": build.name,
+        "Description": f"batchpipes ECS {build.flavor.upper()} host (Amazon Linux 2023) for Cromwell on AWS Batch, "
+                       f"from {base_id}",
+        "BlockDeviceMappings": [{"DeviceName": SCRATCH_DEVICE, "NoDevice": ""}],
+        "TagSpecifications": [{"ResourceType": "image", "Tags": _tags(image_tags(build, base_id))}],
+    }
 
 
 def _wait(describe: Callable[[], str], wanted: str, *, fail_on: tuple[str, ...], timeout: float, poll: float,
@@ -212,6 +283,7 @@ def build_ami(sess: boto3.session.Session, build: AmiBuild, *, wait_available: b
         found = ec2.describe_images(ImageIds=[image_id])["Images"]
         if not found:
             raise UserError(f"base AMI {image_id} not found in {sess.region_name}")
+        check_base(build, image_id, found[0])
         root_device = str(found[0].get("RootDeviceName") or "/dev/xvda")
         request = run_instances_request(build, image_id, root_device, render_userdata(build.flavor))
         instance_id = str(ec2.run_instances(**request)["Instances"][0]["InstanceId"])
@@ -231,15 +303,9 @@ def build_ami(sess: boto3.session.Session, build: AmiBuild, *, wait_available: b
             failure = None
         if failure:
             raise UserError(f"provisioning of {instance_id} failed: {failure}")
-        tags = _tags({**BUILD_TAGS, **build.extra_tags, "Name": build.name, "batchpipes:base-ami": image_id,
-                      "batchpipes:role": build.spec.role, "batchpipes:flavor": build.flavor})
-        ami_id = str(ec2.create_image(
-            InstanceId=instance_id, Name=build.name,
-            Description=f"batchpipes ECS {build.flavor.upper()} host for Cromwell on AWS Batch, from {image_id}",
-            TagSpecifications=[{"ResourceType": "image", "Tags": tags}],
-        )["ImageId"])
+        ami_id = str(ec2.create_image(**create_image_request(build, instance_id, image_id))["ImageId"])
         log.info("image %s (%s) is being created", ami_id, build.name)
-        _tag_snapshots(ec2, ami_id, tags)
+        _tag_snapshots(ec2, ami_id, _tags(image_tags(build, image_id)))
         if wait_available:
             _wait(lambda: _image_state(ec2, ami_id), "available", fail_on=("failed", "error", "deregistered"),
                   timeout=build.image_timeout, poll=build.poll_seconds, what=f"image {ami_id}")

@@ -12,15 +12,17 @@ from .session import session
 log = logging.getLogger(__name__)
 
 
-def register(asub: argparse._SubParsersAction) -> None:
+def register(asub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gpu, cpu = ami.FLAVORS["gpu"], ami.FLAVORS["cpu"]
     p = asub.add_parser(
         "build-ami", help="build an ECS host AMI (GPU or CPU) for Cromwell's AWS Batch backend",
         description=f"Launch the {gpu.base_label} AMI (--flavor gpu, SSM parameter {gpu.ssm_parameter}) or "
         f"the {cpu.base_label} AMI (--flavor cpu, SSM parameter {cpu.ssm_parameter}) with "
-        "scripts/batchpipes/aws/ami_userdata.sh (AWS CLI v2, fetch_and_run.sh, scratch volume at "
-        "/cromwell_root, ECS agent settings; on GPU hosts also nvidia as docker's default runtime and ECS GPU "
-        "support), IMDSv2 only and encrypted EBS; wait for it to power off, create and tag the image, "
+        "scripts/batchpipes/aws/ami_userdata.sh (AWS CLI v2, fetch_and_run.sh, ECS agent settings, and "
+        "bp-scratch.service, which mounts /scratch at every boot before docker and ecs: instance-store NVMe when "
+        "the instance has it, else the EBS volume the launch template maps at /dev/xvdb; on GPU hosts also nvidia "
+        "as docker's default runtime and ECS GPU support), IMDSv2 only and encrypted EBS; wait for it to power "
+        "off, create the image without any scratch volume, tag it (batchpipes:flavor, batchpipes:os=al2023), "
         "terminate the instance. Pass the result to 'batchpipes aws deploy' as --gpu-ami-id or --cpu-ami-id. "
         "The subnet needs a route to the internet (NAT or public IP) to download the AWS CLI.")
     p.add_argument("--flavor", choices=tuple(ami.FLAVORS), default=ami.DEFAULT_FLAVOR,
@@ -30,10 +32,9 @@ def register(asub: argparse._SubParsersAction) -> None:
                    "(outbound HTTPS; no inbound rule is needed)")
     p.add_argument("--instance-type", default="",
                    help=f"build instance type (default: {gpu.instance_type} for gpu, {cpu.instance_type} for cpu)")
-    p.add_argument("--scratch-gb", type=int, default=500,
-                   help="size of the encrypted gp3 scratch volume in the image, GiB (default: %(default)s)")
     p.add_argument("--name", default="", help="AMI name (default: batchpipes-ecs-<flavor>-<UTC time>)")
-    p.add_argument("--base-ami", help="start from this AMI instead of the SSM-recommended one")
+    p.add_argument("--base-ami", help="start from this AMI instead of the SSM-recommended one (an ECS-optimised AL2023 "
+                   "AMI of the flavour: its name starts with al2023-ami-ecs-gpu- or al2023-ami-ecs-)")
     p.add_argument("--kms-key-id", help="KMS key for the EBS volumes (default: the account's EBS key)")
     p.add_argument("--instance-profile", help="instance profile name for the build instance (not needed)")
     p.add_argument("--wait", action="store_true", help="also wait until the new AMI is available")
@@ -45,7 +46,7 @@ def register(asub: argparse._SubParsersAction) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     build = ami.AmiBuild(subnet_id=args.subnet_id, security_group_id=args.security_group_id,
-                         flavor=args.flavor, instance_type=args.instance_type, scratch_gb=args.scratch_gb,
+                         flavor=args.flavor, instance_type=args.instance_type,
                          name=args.name, base_ami=args.base_ami, kms_key_id=args.kms_key_id,
                          instance_profile=args.instance_profile, poll_seconds=args.poll_seconds)
     build.validate()
