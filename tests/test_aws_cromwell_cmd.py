@@ -10,19 +10,22 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 import WDL
 from batchpipes import cli, containers, settings, workflows
-from batchpipes.aws import cromwell, cromwell_inputs, cromwell_run
+from batchpipes.aws import cromwell, cromwell_inputs, cromwell_run, ecr
 from batchpipes.files import write_atomically
+from botocore.stub import Stubber
 
 CPU = "arn:aws:batch:eu-west-1:123456789012:job-queue/bp-cpu"
 GPU = "arn:aws:batch:eu-west-1:123456789012:job-queue/bp-gpu"
 ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 FLOWS = sorted(workflows.known())
+MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -181,8 +184,32 @@ def _rendered(tmp_path: Path) -> Path:
     return path
 
 
-def test_command_for_aws(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture()
+def ecr_images(fake_aws: str) -> Iterator[Callable[..., None]]:
+    """In-process moto ECR; the returned function pushes (a manifest for) the given pinned project images."""
+    from moto import mock_aws
+
+    with mock_aws():
+        ecr_client = boto3.client("ecr", region_name=fake_aws)
+
+        def push(*names: str) -> None:
+            for name in names:
+                image = containers.get(name)
+                try:
+                    ecr_client.create_repository(repositoryName=image.repository)
+                except ecr_client.exceptions.RepositoryAlreadyExistsException:
+                    pass
+                ecr_client.put_image(repositoryName=image.repository, imageTag=image.tag,
+                                     imageManifest=json.dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+                                                                 "config": {"digest": name}}))
+
+        yield push
+
+
+def test_command_for_aws(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                         ecr_images: Callable[..., None]) -> None:
     monkeypatch.chdir(tmp_path)
+    ecr_images("genomics", "snpeff")
     conf = _rendered(tmp_path)
     options = tmp_path / "options.json"
     options.write_text('{"write_to_cache": true}')
@@ -190,14 +217,95 @@ def test_command_for_aws(tmp_path: Path, capsys: pytest.CaptureFixture[str], mon
                               "--inputs", str(settings.INPUTS_DIR / "genomics.aws.json"), "--options", str(options))
     assert rc == 0, err
     argv = shlex.split(stdout.strip())
-    assert argv == ["java", "-Dconfig.file=conf/aws.rendered.conf", "-jar", "cromwell.jar", "run",
-                    str(settings.WDL_DIR / "genomics.wdl"), "--inputs", "conf/genomics.inputs.json",
+    # -Daws.region: Cromwell's ECR digest lookup uses the SDK's default region chain, not aws.region
+    assert argv == ["java", "-Dconfig.file=conf/aws.rendered.conf", "-Daws.region=eu-west-1", "-jar", "cromwell.jar",
+                    "run", str(settings.WDL_DIR / "genomics.wdl"), "--inputs", "conf/genomics.inputs.json",
                     "--imports", "conf/genomics.imports.zip", "--options", "options.json"]
     written = json.loads((tmp_path / "conf" / "genomics.inputs.json").read_text())
     assert written["genomics.fastq_r1"] == "s3://my-bucket/fastq/SAMPLE01_R1.fastq.gz"
     assert written["genomics.genomics_image"] == f"{ECR}/{containers.get('genomics').pinned}"
     assert written["genomics.snpeff_image"] == f"{ECR}/{containers.get('snpeff').pinned}"
     assert zipfile.ZipFile(tmp_path / "conf" / "genomics.imports.zip").namelist()
+
+
+def test_command_refuses_images_missing_in_ecr(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               ecr_images: Callable[..., None]) -> None:
+    conf = _rendered(tmp_path)
+    argv = ["aws", "cromwell-command", "--workflow", "genomics", "--config", str(conf), "--inputs",
+            str(settings.INPUTS_DIR / "genomics.aws.json"), "--out-dir", str(tmp_path / "out")]
+    rc, stdout, err = run_cli(capsys, *argv)  # no repository at all: RepositoryNotFoundException
+    assert rc == 2 and stdout == ""
+    line = error_line(err)
+    assert f"{ECR}/{containers.get('genomics').pinned}" in line and f"{ECR}/{containers.get('snpeff').pinned}" in line
+    assert line.endswith("push with 'batchpipes aws ecr-push --region eu-west-1 genomics snpeff' (an image built on "
+                         "a GPU host: run the commands it prints there)")
+    assert not (tmp_path / "out").exists(), "nothing is written before the check"
+    ecr_images("genomics")  # the repository of snpeff exists but holds another tag: ImageNotFoundException
+    boto3.client("ecr", region_name="eu-west-1").create_repository(repositoryName="batchpipes/snpeff")
+    rc, _, err = run_cli(capsys, *argv)
+    assert rc == 2
+    line = error_line(err)
+    assert f"{containers.get('snpeff').pinned}" in line and containers.get("genomics").pinned not in line
+    assert "ecr-push --region eu-west-1 snpeff'" in line
+    ecr_images("snpeff")
+    assert run_cli(capsys, *argv)[0] == 0
+
+
+def test_cuda_image_is_checked_only_when_the_run_uses_the_gpu(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              ecr_images: Callable[..., None]) -> None:
+    conf = _rendered(tmp_path)
+    ecr_images("gromacs")  # the CUDA image is built on a GPU host: ecr-push does not push it
+    inputs = json.loads((settings.INPUTS_DIR / "gromacs.aws.json").read_text())
+    assert inputs["gromacs.gpu"] is True
+    path = tmp_path / "gromacs.json"
+    path.write_text(json.dumps(inputs))
+    argv = ["aws", "cromwell-command", "--workflow", "gromacs", "--config", str(conf), "--inputs", str(path),
+            "--out-dir", str(tmp_path / "out")]
+    rc, _, err = run_cli(capsys, *argv)
+    assert rc == 2
+    line = error_line(err)
+    assert f"not in ECR: {ECR}/{containers.get('gromacs-cuda').pinned}:" in line and "ecr-push" in line
+    path.write_text(json.dumps({**inputs, "gromacs.gpu": False}))
+    rc, _, err = run_cli(capsys, *argv)
+    assert rc == 0, err
+
+
+def test_ecr_refusal_other_than_not_found_is_one_line(expect_user_error) -> None:
+    client = boto3.client("ecr", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        stub.add_client_error("describe_images", service_error_code="AccessDeniedException",
+                              service_message="User is not authorized to perform: ecr:DescribeImages",
+                              http_status_code=400,
+                              expected_params={"repositoryName": "batchpipes/genomics", "registryId": "123456789012",
+                                               "imageIds": [{"imageTag": "8c2aa7663d60"}]})
+        message = expect_user_error(ecr.missing_images, client,
+                                    [f"{ECR}/batchpipes/genomics:8c2aa7663d60", "ubuntu:22.04"])
+    assert message.startswith("cannot list images of batchpipes/genomics:") and "AccessDenied" in message
+
+
+def test_ecr_image_references() -> None:
+    image = ecr.parse_ecr_image(f"{ECR}/batchpipes/genomics:8c2aa7663d60")
+    assert image is not None and (image.account, image.region, image.repository, image.tag) == (
+        "123456789012", "eu-west-1", "batchpipes/genomics", "8c2aa7663d60")
+    assert ecr.parse_ecr_image("111122223333.dkr.ecr.cn-north-1.amazonaws.com.cn/x:1").region == "cn-north-1"
+    for other in ("ubuntu:22.04", "quay.io/biocontainers/samtools:1.19", f"{ECR}/batchpipes/genomics",
+                  f"{ECR}/batchpipes/genomics@sha256:" + "0" * 64, "public.ecr.aws/docker/library/ubuntu:22.04"):
+        assert ecr.parse_ecr_image(other) is None, other
+    assert ecr.ecr_host_region("111122223333.dkr.ecr-fips.us-east-1.amazonaws.com/x:1") == "us-east-1"
+    assert ecr.ecr_host_region("ubuntu") is None
+
+
+def test_user_ecr_image_of_another_region_is_refused(expect_user_error) -> None:
+    flow = workflows.get("genomics")
+    aws = cromwell.AwsSettings("bp-test-bucket", CPU, GPU, "eu-west-1")
+    data = workflows.read_json(settings.INPUTS_DIR / "genomics.aws.json")
+    mine = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/lab/genomics:v3"
+    assert cromwell_inputs.aws_inputs(flow, {**data, "genomics.genomics_image": mine}, aws)[
+        "genomics.genomics_image"] == mine
+    message = expect_user_error(cromwell_inputs.aws_inputs, flow,
+                                {**data, "genomics.genomics_image": mine.replace("eu-west-1", "us-east-1")}, aws)
+    assert message.startswith("genomics.genomics_image is an ECR image in us-east-1 but the Batch queues are in "
+                              "eu-west-1")
 
 
 def test_command_rejects_local_paths_on_aws(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -275,3 +383,25 @@ def test_queue_inputs_are_filled_from_the_config(tmp_path: Path, expect_user_err
     other = GPU.replace("eu-west-1", "us-east-1")
     assert "is in us-east-1" in expect_user_error(cromwell_inputs.aws_inputs, flow, {"gpu_flow.gpu_queue_arn": other},
                                                   aws)
+
+
+def test_command_refuses_a_config_without_a_usable_evaluate_on_exit(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    conf = _rendered(tmp_path)
+    text = conf.read_text()
+    start = text.index("awsBatchEvaluateOnExit = [")
+    end = text.index("]\n", start) + 2
+    mine = tmp_path / "mine.conf"
+    for replacement, expected in [
+        ("", "default-runtime-attributes.awsBatchEvaluateOnExit is not set, so Cromwell sends an evaluateOnExit entry "
+             "without the action Batch requires (the tasks set awsBatchRetryAttempts): set it to "
+             '[{action = "RETRY", onStatusReason = "Host EC2*"}, {action = "EXIT", onReason = "*"}]'),
+        ('awsBatchEvaluateOnExit = [{onStatusReason = "Host EC2*"}]\n', "entry 1 has no action RETRY or EXIT"),
+    ]:
+        mine.write_text(text[:start] + replacement + text[end:])
+        rc, stdout, err = run_cli(capsys, "aws", "cromwell-command", "--workflow", "genomics", "--config", str(mine),
+                                  "--inputs", str(settings.INPUTS_DIR / "genomics.aws.json"), "--out-dir",
+                                  str(tmp_path / "out"))
+        assert rc == 2 and stdout == ""
+        assert error_line(err).startswith(f"error: {mine}: ") and expected in error_line(err)
+    assert not (tmp_path / "out").exists()

@@ -631,3 +631,89 @@ def test_child_without_main_node_or_secret(cluster: Cluster) -> None:
         "ERROR: MNP_SECRET_URI is not set: every node needs the job's rendezvous secret; submit with 'batchpipes aws "
         "mnp submit' (it makes one per job) or point MNP_SECRET_URI at an s3:// object or file holding at "
         "least 32 random bytes"]
+
+
+# -- mdrun arguments of the multi-node job: a retry restores only the checkpoint -------------------------------
+
+
+def test_default_mdrun_args_continue_without_appending() -> None:
+    from batchpipes.aws import mnp
+
+    args = mnp.DEFAULT_COMMAND[mnp.DEFAULT_COMMAND.index("mdrun") + 1:]
+    assert args[args.index("-cpi") + 1] == "md.cpt" and "-noappend" in args and "-append" not in args
+    container = mnp.job_definition("d", "img:1", 2, 2, 2048)["nodeProperties"]["nodeRangeProperties"][0]["container"]
+    assert container["command"] == mnp.DEFAULT_COMMAND
+
+
+@pytest.mark.parametrize("mdrun_args, accepted", [
+    ("-deffnm md -cpi md.cpt -noappend -cpt 15", True),
+    ("-deffnm md -cpt 15", True),  # no -cpi: a retry starts over, nothing to append to
+    ("-deffnm md -cpi md.cpt -cpt 15", False),  # the old default: mdrun appends by default
+    ("-deffnm md -cpi md.cpt -append", False),
+    ("-deffnm md -cpi md.cpt -noappend -append", False),
+])
+def test_mdrun_args_with_cpi_need_noappend(mdrun_args: str, accepted: bool, capsys: pytest.CaptureFixture[str]
+                                           ) -> None:
+    from batchpipes import cli
+
+    rc = cli.main(["aws", "mnp", "definition", "--image", "img:1", "--input-uri", "s3://bkt/run/in/",
+                   "--output-uri", "s3://bkt/run/out/", "--mdrun-args", mdrun_args])
+    out, err = capsys.readouterr()
+    if accepted:
+        assert rc == 0, err
+        command = json.loads(out)["nodeProperties"]["nodeRangeProperties"][0]["container"]["command"]
+        assert command[command.index("mdrun") + 1:] == ["-s", "topol.tpr", *mdrun_args.split()]
+    else:
+        assert rc == 2 and out == ""
+        (line,) = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+        assert line.startswith(f"error: mdrun arguments '{mdrun_args}' use -cpi ")
+        assert line.endswith("mdrun refuses to append to the missing outputs: " +
+                             ("use -noappend" if "-append" in mdrun_args.split() else "add -noappend"))
+
+
+def test_cli_default_mdrun_args_are_the_library_default(capsys: pytest.CaptureFixture[str]) -> None:
+    from batchpipes import cli
+    from batchpipes.aws import mnp
+
+    assert cli.main(["aws", "mnp", "definition", "--image", "img:1", "--input-uri", "s3://bkt/in/",
+                     "--output-uri", "s3://bkt/out/"]) == 0
+    command = json.loads(capsys.readouterr().out)["nodeProperties"]["nodeRangeProperties"][0]["container"]["command"]
+    assert command[-len(mnp.DEFAULT_MDRUN_ARGS):] == mnp.DEFAULT_MDRUN_ARGS
+
+
+RESTART = r"""
+set -uo pipefail
+cd /data
+# the first attempt, with the default arguments: no md.cpt yet, so a new simulation with the plain names
+gmx -quiet mdrun -s in/topol.tpr -deffnm md -ntomp 1 -nsteps 100 -cpi md.cpt -noappend > first.out 2>&1 \
+    || { cat first.out; exit 10; }
+mkdir retry && cp in/topol.tpr md.cpt retry/  # what a retried attempt gets back: the inputs and *.cpt
+cd retry
+gmx -quiet mdrun -s topol.tpr -deffnm md -ntomp 1 -cpi md.cpt > append.out 2>&1
+echo "append rc=$?"
+gmx -quiet mdrun -s topol.tpr -deffnm md -ntomp 1 -cpi md.cpt -noappend > noappend.out 2>&1
+echo "noappend rc=$?"
+ls
+"""
+
+
+@pytest.mark.containers
+def test_gromacs_refuses_to_append_after_a_checkpoint_only_restore(image: str, tmp_path: Path) -> None:
+    """Real GROMACS: a restart that has only md.cpt fails with appending and continues with -noappend."""
+    for folder in (tmp_path, tmp_path / "in"):
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o777)
+    subprocess.run(["podman", "run", "--rm", "-v", f"{tmp_path}:/data", image, "bash", "-c", MAKE_TPR],
+                   check=True, capture_output=True)
+    run = subprocess.run(["podman", "run", "--rm", "-v", f"{tmp_path}:/data", image, "bash", "-c", RESTART],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "md.log").is_file() and not list(tmp_path.glob("md.part*")), sorted(tmp_path.iterdir())
+    assert re.search(r"^append rc=[1-9]", run.stdout, re.M), run.stdout
+    appended = (tmp_path / "retry" / "append.out").read_text()
+    assert "md.log" in appended and re.search(r"not present|missing", appended, re.I), appended[-2000:]
+    assert "noappend rc=0" in run.stdout, (tmp_path / "retry" / "noappend.out").read_text()[-2000:]
+    part_log = (tmp_path / "retry" / "md.part0002.log").read_text()
+    assert re.search(r"^\s*Statistics over 101 steps", part_log, re.M), part_log[-2000:]
+    # the checkpoint keeps its name (no part number), so the next retry finds md.cpt again
+    assert (tmp_path / "retry" / "md.cpt").stat().st_size > 0 and (tmp_path / "retry" / "md.part0002.gro").exists()

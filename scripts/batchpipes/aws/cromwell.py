@@ -24,6 +24,8 @@ from pyhocon.exceptions import ConfigException
 from .. import settings
 from ..errors import UserError
 from .buckets import check_bucket_name
+from .constants import SPOT_RETRY
+from .ecr import ecr_host_region
 from .session import known_regions, parse_queue_arn
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,25 @@ AWS_REQUIRED_CONFIG_KEYS = (
 )
 
 _PLACEHOLDER_RE = re.compile(r"\{\{([A-Z_]+)\}\}")
+
+#: Jobs Cromwell keeps in flight. Each costs several Batch API calls (DescribeJobDefinitions/RegisterJobDefinition,
+#: SubmitJob, status polls): users report HTTP 429 "Too Many Requests" from Batch at limits of 100 and more
+#: (https://github.com/broadinstitute/cromwell/issues/4303, https://github.com/broadinstitute/cromwell/issues/4355;
+#: 3-4 calls per submission: https://github.com/broadinstitute/cromwell/issues/4496). The template's value.
+DEFAULT_CONCURRENT_JOB_LIMIT = 50
+_JOB_LIMIT_RE = re.compile(r"^(\s*concurrent-job-limit = )(\d+)$", re.M)
+
+#: What ``awsBatchEvaluateOnExit`` must be in ``default-runtime-attributes`` (the template's value): the
+#: job definitions' rule of ``constants.SPOT_RETRY``, retry a host reclaim, exit on anything else.
+EVALUATE_ON_EXIT: list[dict[str, str]] = [dict(e) for e in SPOT_RETRY["evaluateOnExit"]]
+
+# AwsBatchEvaluateOnExitValidation (AwsBatchRuntimeAttributes.scala): keys compared lower-cased, `action`
+# RETRY/EXIT in any case. The patterns and the limit of 5 entries are the Batch API's (EvaluateOnExit,
+# RetryStrategy in botocore's batch model).
+_EOE_KEYS = {"action": "action", "onexitcode": "onExitCode", "onreason": "onReason", "onstatusreason": "onStatusReason"}
+_REASON_RE = re.compile(r"[A-Za-z0-9.: \t]{0,511}\*?")
+_EXIT_CODE_RE = re.compile(r"[0-9]{0,511}\*?")
+MAX_EVALUATE_ON_EXIT = 5
 
 
 # -- inputs of the renderer -----------------------------------------------------------------------
@@ -177,11 +198,16 @@ class Rendered:
 
 
 def render_aws_conf(bucket: str, cpu_queue_arn: str, gpu_queue_arn: str, *, region: str | None = None,
-                    db: str | None = None) -> Rendered:
+                    db: str | None = None, concurrent_job_limit: int = DEFAULT_CONCURRENT_JOB_LIMIT) -> Rendered:
     """The template with every placeholder filled; raises UserError on bad input."""
     check_bucket_name(bucket)
+    if not 1 <= concurrent_job_limit <= 10000:
+        raise UserError(f"--concurrent-job-limit must be between 1 and 10000, not {concurrent_job_limit}")
     region = check_queues(cpu_queue_arn, gpu_queue_arn, region)
     text = TEMPLATE.read_text()
+    text, n = _JOB_LIMIT_RE.subn(lambda m: f"{m[1]}{concurrent_job_limit}", text)
+    if n != 1:
+        raise UserError(f"{TEMPLATE}: expected one 'concurrent-job-limit = N' line, found {n}")
     section = _database_section(text)
     db_path = hsqldb_path(db)
     if db_path is not None:  # the template's own HSQLDB block, filled in
@@ -257,6 +283,61 @@ def _placeholder(value: Any) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
+def _strings_map(entry: Any) -> dict[str, Any] | None:
+    if isinstance(entry, ConfigTree):
+        return {str(k): v for k, v in entry.items()}
+    return dict(entry) if isinstance(entry, dict) else None
+
+
+def evaluate_on_exit_problems(value: Any) -> list[str]:
+    """Why a ``awsBatchEvaluateOnExit`` default would not give Batch a valid, intended retry strategy.
+
+    Cromwell reads the default with ``getObjectList`` and silently falls back to ``[{}]`` when that fails;
+    it accepts ``{}`` entries and builds each into an ``EvaluateOnExit`` with only the keys given, while the
+    Batch API requires ``action`` in every entry and retries a failure that matches no entry.
+    """
+    where = "default-runtime-attributes.awsBatchEvaluateOnExit"
+    fix = ('set it to [{action = "RETRY", onStatusReason = "Host EC2*"}, {action = "EXIT", onReason = "*"}]')
+    if value is None:
+        return [f"{where} is not set, so Cromwell sends an evaluateOnExit entry without the action Batch requires "
+                f"(the tasks set awsBatchRetryAttempts): {fix}"]
+    entries = [_strings_map(e) for e in value] if isinstance(value, list) else None
+    if not entries or any(e is None for e in entries):
+        return [f"{where} must be a list of objects (Cromwell ignores anything else and sends an entry "
+                f"without action): {fix}"]
+    problems: list[str] = []
+    if len(entries) > MAX_EVALUATE_ON_EXIT:
+        problems.append(f"{where} has {len(entries)} entries; Batch takes at most {MAX_EVALUATE_ON_EXIT}")
+    for i, raw in enumerate(entries, 1):
+        assert raw is not None
+        entry = {_EOE_KEYS.get(k.lower(), k): v for k, v in raw.items()}
+        unknown = sorted(set(entry) - set(_EOE_KEYS.values()))
+        if unknown:
+            problems.append(f"{where} entry {i} has key(s) {', '.join(unknown)}: Cromwell accepts only action, "
+                            "onExitCode, onReason, onStatusReason")
+            continue
+        if any(not isinstance(v, str) for v in entry.values()):
+            problems.append(f"{where} entry {i}: quote every value (Cromwell reads a map of strings)")
+            continue
+        if str(entry.get("action", "")).lower() not in ("retry", "exit"):
+            problems.append(f"{where} entry {i} has no action RETRY or EXIT (Batch requires one in every entry): {fix}")
+        conditions = {k: v for k, v in entry.items() if k != "action"}
+        if not conditions:
+            problems.append(f"{where} entry {i} has no condition (onStatusReason, onReason or onExitCode)")
+        for key, pattern in conditions.items():
+            regex = _EXIT_CODE_RE if key == "onExitCode" else _REASON_RE
+            if not regex.fullmatch(pattern):
+                problems.append(f"{where} entry {i}: {key} '{pattern}' is not a Batch pattern (letters, digits, "
+                                "'.', ':', blanks -- digits only for onExitCode -- and an optional final '*')")
+    if problems:
+        return problems
+    last = {_EOE_KEYS[k.lower()]: v for k, v in (entries[-1] or {}).items()}
+    if str(last.get("action")).lower() != "exit" or any(v != "*" for k, v in last.items() if k != "action"):
+        problems.append(f"{where} must end with an EXIT entry matching every failure (e.g. onReason = \"*\"): "
+                        "Batch retries a failure that matches no entry")
+    return problems
+
+
 def check_aws_config(conf: ConfigTree) -> list[str]:
     """Problems of an AWS Batch Cromwell configuration (empty when fine).
 
@@ -309,6 +390,19 @@ def check_aws_config(conf: ConfigTree) -> list[str]:
     root = _get(cfg, "root")
     if isinstance(root, str) and not root.startswith("s3://"):
         problems.append(f"root '{root}' is not an s3:// URL")
+    limit = _get(cfg, "concurrent-job-limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        problems.append(f"concurrent-job-limit must be a positive integer, not {limit!r}")
+    attempts = _get(cfg, "default-runtime-attributes.awsBatchRetryAttempts")
+    if attempts is not None and (not isinstance(attempts, int) or isinstance(attempts, bool)
+                                 or not 0 <= attempts <= 10):
+        problems.append(f"default-runtime-attributes.awsBatchRetryAttempts must be 0 to 10, not {attempts!r}")
+    problems += evaluate_on_exit_problems(_get(cfg, "default-runtime-attributes.awsBatchEvaluateOnExit"))
+    mirror = _get(cfg, "docker-mirror.dockerhub.address")
+    mirror_region = ecr_host_region(str(mirror)) if isinstance(mirror, str) else None
+    if mirror_region and isinstance(region, str) and not _placeholder(region) and mirror_region != region:
+        problems.append(f"docker-mirror.dockerhub.address is an ECR registry in {mirror_region} but aws.region is "
+                        f"{region}: use the pull-through cache of the Batch region")
     disks = _get(cfg, "default-runtime-attributes.disks")
     if disks is not None and not isinstance(disks, str):
         problems.append("default-runtime-attributes.disks must be a string (Cromwell casts it), not a list")

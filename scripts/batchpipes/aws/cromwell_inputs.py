@@ -11,7 +11,7 @@ import WDL
 from .. import containers, images, workflows
 from ..errors import UserError
 from .cromwell import AwsSettings
-from .ecr import ecr_registry
+from .ecr import ecr_host_region, ecr_registry
 from .session import parse_queue_arn
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,45 @@ def aws_inputs(flow: workflows.Workflow, inputs: dict[str, Any], aws: AwsSetting
     for key, value, _given in workflows.image_inputs(wf, out):
         if images.resolve_pinned(value, key, found) is not None:  # else the user's own reference: left alone
             out[key] = f"{registry}/{value}"
+        elif (where := ecr_host_region(value)) is not None and where != aws.region:
+            # the job's host pulls through the Batch region's ECR endpoints and Cromwell's digest lookup (call
+            # caching) asks ECR in its own region: an image of another region breaks one or both
+            raise UserError(f"{key} is an ECR image in {where} but the Batch queues are in {aws.region}: "
+                            f"push it to {registry} (batchpipes aws ecr-push, or ECR replication)")
     return out
+
+
+def images_to_check(flow: workflows.Workflow, inputs: dict[str, Any], aws: AwsSettings) -> list[str]:
+    """The ECR images (of the configuration's registry) a run with ``inputs`` (from :func:`aws_inputs`) pulls.
+
+    A CUDA image (an input whose name has ``cuda``) is only pulled when the workflow's ``gpu`` input is true.
+    """
+    doc = workflows.load(flow.path)
+    assert doc.workflow is not None
+    wf = doc.workflow
+    registry = ecr_registry(aws.account, aws.region)
+    gpu = _gpu_value(wf, inputs)
+    refs = []
+    for key, value, _given in workflows.image_inputs(wf, inputs):
+        if not value.startswith(f"{registry}/"):
+            continue
+        if "cuda" in key.rsplit(".", 1)[-1] and gpu is False:
+            log.info("%s is not checked in ECR: %s.gpu is false, so no task pulls it", key, wf.name)
+            continue
+        refs.append(value)
+    return sorted(set(refs))
+
+
+def _gpu_value(wf: WDL.Tree.Workflow, inputs: dict[str, Any]) -> bool | None:
+    """The workflow's ``gpu`` input (given, else its literal default); None when it has none."""
+    decl = next((d for d in wf.inputs or [] if d.name == "gpu"), None)
+    if decl is None:
+        return None
+    given = inputs.get(f"{wf.name}.gpu")
+    if isinstance(given, bool):
+        return given
+    literal = decl.expr.literal if decl.expr is not None else None
+    return bool(literal.value) if isinstance(literal, WDL.Value.Boolean) else None
 
 
 def _remote_only(key: str, value: WDL.Value.File | WDL.Value.Directory) -> str:

@@ -51,8 +51,16 @@ def build_imports_zip(top: Path, dest: Path) -> Path:
 
 
 def java_command(config: Path, workflow: Path, inputs: Path, imports: Path, options: Path | None,
-                 jar: str) -> list[str]:
-    cmd = ["java", f"-Dconfig.file={_shown(config)}", "-jar", jar, "run", _shown(workflow),
+                 jar: str, region: str | None = None) -> list[str]:
+    """The ``java ... cromwell.jar run`` line; ``region`` (AWS runs) becomes ``-Daws.region``.
+
+    Cromwell's ECR digest lookup (call caching) builds its client with ``EcrClient.create()``
+    (dockerHashing/.../flows/aws/AmazonEcr.scala), i.e. the AWS SDK's default region chain -- the ``aws.region``
+    system property first -- and not the configuration's ``aws.region``: the property pins it to the Batch region,
+    whose registry holds the images.
+    """
+    region_flag = [f"-Daws.region={region}"] if region else []
+    cmd = ["java", f"-Dconfig.file={_shown(config)}", *region_flag, "-jar", jar, "run", _shown(workflow),
            "--inputs", _shown(inputs), "--imports", _shown(imports)]
     if options is not None:
         cmd += ["--options", _shown(options)]

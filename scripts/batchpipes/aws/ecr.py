@@ -42,6 +42,55 @@ def ecr_registry(account: str, region: str) -> str:
     return f"{account}.dkr.ecr.{region}{suffix}"
 
 
+#: A private ECR registry host (``dkr.ecr-fips`` too): account and region.
+ECR_HOST_RE = re.compile(r"(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
+
+
+def ecr_host_region(reference: str) -> str | None:
+    """The region of the private ECR registry an image reference (or a bare registry host) names, else None."""
+    m = ECR_HOST_RE.fullmatch(reference.split("/", 1)[0])
+    return m["region"] if m else None
+
+
+@dataclass(frozen=True)
+class EcrImage:
+    """A tagged image reference in a private ECR registry."""
+
+    reference: str
+    account: str
+    region: str
+    repository: str
+    tag: str
+
+
+def parse_ecr_image(reference: str) -> EcrImage | None:
+    """``<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>`` split up; None for anything else."""
+    host, _, rest = reference.partition("/")
+    m = ECR_HOST_RE.fullmatch(host)
+    if m is None or "@" in rest:
+        return None
+    repository, sep, tag = rest.rpartition(":")
+    if not sep or not repository or "/" in tag:
+        return None
+    return EcrImage(reference, m["account"], m["region"], repository, tag)
+
+
+def missing_images(ecr: Any, references: Sequence[str]) -> list[str]:
+    """The references among ``references`` (ECR images of ``ecr``'s region) whose tag is not in ECR.
+
+    One ``DescribeImages`` per image (ImageNotFound or RepositoryNotFound: missing); any other refusal is a
+    UserError naming the repository. References that are not ECR images are not checked.
+    """
+    missing = []
+    for ref in references:
+        image = parse_ecr_image(ref)
+        if image is None:
+            continue
+        if not tag_exists(ecr, image.repository, image.tag, registry_id=image.account):
+            missing.append(ref)
+    return missing
+
+
 def lifecycle_policy(keep: int = KEEP_TAGGED, untagged_days: int = UNTAGGED_DAYS) -> dict[str, Any]:
     """ECR lifecycle policy: expire untagged images after some days; keep the newest ``keep`` images.
 
@@ -120,9 +169,11 @@ def ensure_repository(ecr: Any, name: str, *, keep: int = KEEP_TAGGED, kms_key: 
     return str(repo["repositoryUri"])
 
 
-def tag_exists(ecr: Any, repository: str, tag: str) -> bool:
+def tag_exists(ecr: Any, repository: str, tag: str, *, registry_id: str | None = None) -> bool:
+    """Whether ``repository`` (of ``registry_id``, default the caller's account) holds an image tagged ``tag``."""
+    registry = {"registryId": registry_id} if registry_id else {}
     try:
-        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}], **registry)
         return True
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) in ("ImageNotFoundException", "RepositoryNotFoundException"):

@@ -40,15 +40,36 @@ from .constants import SPOT_RETRY
 
 log = logging.getLogger(__name__)
 
-#: What every node runs unless told otherwise: resume from md.cpt when an earlier attempt left one.
-DEFAULT_COMMAND = ["mnp-entrypoint", "--", "gmx_mpi", "mdrun", "-s", "topol.tpr", "-deffnm", "md",
-                   "-cpi", "md.cpt", "-cpt", "15"]
+#: What every node runs unless told otherwise: resume from md.cpt when an earlier attempt left one, into new
+#: ``md.partNNNN.*`` files (``-noappend``; see :func:`check_mdrun_args`).
+DEFAULT_MDRUN_ARGS = ["-deffnm", "md", "-cpi", "md.cpt", "-noappend", "-cpt", "15"]
+DEFAULT_COMMAND = ["mnp-entrypoint", "--", "gmx_mpi", "mdrun", "-s", "topol.tpr", *DEFAULT_MDRUN_ARGS]
 RENDEZVOUS_PORT = 2223
 SSH_PORT = 2222
 #: Folder (under the job's input prefix) of the per-job rendezvous secrets; input staging skips sub-folders.
 SECRET_FOLDER = ".batchpipes-mnp/"
 #: Seconds one connection may take per handshake step on the main node.
 HANDSHAKE_TIMEOUT = 10
+
+
+def check_mdrun_args(args: list[str]) -> None:
+    """Refuse mdrun arguments a retried attempt cannot run with: ``-cpi`` needs ``-noappend``.
+
+    A retry (Spot reclaim) gets back only the checkpoints (``*.cpt``, uploaded during the run), not the
+    trajectory, energy and log files the checkpoint records. Unless told ``-noappend``, mdrun then stops with a
+    fatal error naming the missing output files; it never switches to numbered files by itself (GROMACS
+    ``src/gromacs/mdrunutility/handlerestart.cpp``, ``chooseStartingBehavior`` and
+    ``throwBecauseOfMissingOutputFiles``). With ``-noappend`` a restart continues into ``<deffnm>.partNNNN.*``
+    files (the checkpoint keeps its name), while ``-cpi`` naming a checkpoint that does not exist yet starts a new
+    simulation with the plain names -- the first attempt. ``-append`` with no checkpoint is an error there too.
+    """
+    if "-cpi" in args and ("-noappend" not in args or "-append" in args):
+        shown = " ".join(args)
+        if "-append" in args:
+            raise UserError(f"mdrun arguments '{shown}' use -cpi with -append: a retried attempt restores only the "
+                            "checkpoint, and mdrun refuses to append to the missing outputs: use -noappend")
+        raise UserError(f"mdrun arguments '{shown}' use -cpi without -noappend: a retried attempt restores only the "
+                        "checkpoint, and mdrun refuses to append to the missing outputs: add -noappend")
 
 
 def job_definition(
@@ -80,6 +101,9 @@ def job_definition(
         raise UserError(f"gpus_per_node must be 0 or more, not {gpus_per_node}")
     if timeout_seconds < 60:
         raise UserError(f"timeout_seconds must be at least 60 (AWS Batch's minimum), not {timeout_seconds}")
+    command = list(command or DEFAULT_COMMAND)
+    if "mdrun" in command:
+        check_mdrun_args(command[command.index("mdrun") + 1:])
     resources = [{"type": "VCPU", "value": str(vcpus)}, {"type": "MEMORY", "value": str(memory_mib)}]
     if gpus_per_node:
         resources.append({"type": "GPU", "value": str(gpus_per_node)})
@@ -96,7 +120,7 @@ def job_definition(
         environment["MNP_ALLOWED_NETWORKS"] = ",".join(allowed_networks)
     container: dict[str, Any] = {
         "image": image,
-        "command": list(command or DEFAULT_COMMAND),
+        "command": command,
         "resourceRequirements": resources,
         "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
         # MPI shared-memory transport within a node needs more than Docker's 64 MiB /dev/shm

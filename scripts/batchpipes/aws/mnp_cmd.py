@@ -59,8 +59,10 @@ def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vcpus", type=int, default=16, help="vCPUs per node (default: 16)")
     p.add_argument("--memory-mib", type=int, default=30000, help="memory per node, MiB (default: 30000)")
     p.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per node (default: 0)")
-    p.add_argument("--mdrun-args", default="-deffnm md -cpi md.cpt -cpt 15",
-                   help="arguments of gmx_mpi mdrun after '-s topol.tpr' (default: %(default)s)")
+    p.add_argument("--mdrun-args", default=" ".join(mnp.DEFAULT_MDRUN_ARGS),
+                   help="arguments of gmx_mpi mdrun after '-s topol.tpr' (default: %(default)s). With -cpi, "
+                   "-noappend is required: a retried attempt gets back only the checkpoint, and mdrun refuses to "
+                   "append to output files that are missing")
     p.add_argument("--job-role-arn", help="IAM role of the job (read the input prefix, write the output prefix)")
     p.add_argument("--name", default="batchpipes-gromacs-mnp", help="job definition name")
     p.add_argument("--timeout-seconds", type=int, default=86400, help="per-attempt time limit (default: 1 day)")
@@ -85,6 +87,7 @@ def definition_from_args(args: argparse.Namespace) -> dict[str, Any]:
     for flag, uri in (("--input-uri", args.input_uri), ("--output-uri", args.output_uri)):
         if not S3_PREFIX_RE.fullmatch(uri):
             raise UserError(f"{flag} is '{uri}': give an s3://bucket/prefix/ URI")
+    mnp.check_mdrun_args(args.mdrun_args.split())  # the message shows the arguments as given
     command = ["mnp-entrypoint", "--input-uri", args.input_uri, "--output-uri", args.output_uri, "--",
                "gmx_mpi", "mdrun", "-s", "topol.tpr", *args.mdrun_args.split()]
     if args.gpus_per_node:
