@@ -3,10 +3,10 @@
 Every local ``File`` (or ``Array[File]``, ``Map[..., File]``, a struct's File, ...) input of a workflow's inputs
 JSON, plus the FASTQ files of a sample sheet when one is given (its lanes become the cohort workflow's ``samples``
 input), is uploaded by :class:`~batchpipes.aws.s3_upload.Stager` (parallel multipart uploads that verify, skip and
-resume). An interrupt (``stop`` set and StageInterrupted raised by the command's signal handler) stops hashing and
+resume). An interrupt (``stop`` set and StageInterrupted raised by the command's signal handler) stops reading and
 sending within a block, keeps the uploads begun in the state and writes no inputs JSON.
 
-A manifest (local path, S3 URI, size, sha256, ETag) is written to ``s3://<bucket>/<prefix>/manifest.json``
+A manifest (local path, S3 URI, size, S3's SHA-256 checksum, ETag, part size) is written to ``s3://<bucket>/<prefix>/manifest.json``
 and locally, and the inputs JSON is rewritten with ``s3://`` URIs through a temporary file and a rename.
 """
 
@@ -131,7 +131,7 @@ def _plan(inputs_path: Path, prefix: str | None, samples: Path | None = None) ->
 
 
 def stage(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefix: str | None = None,
-          output: Path | None = None, state_dir: Path | None = None, workers: int = 8, min_part: int = MIN_PART,
+          output: Path | None = None, state_dir: Path | None = None, workers: int = 10, min_part: int = MIN_PART,
           on_part: PartHook | None = None, progress: bool = True,
           stop: threading.Event | None = None, samples: Path | None = None) -> StageResult:
     """Upload the local files named by ``inputs_path`` (and by the sample sheet ``samples``) and write the
@@ -251,8 +251,6 @@ def verify(sess: boto3.session.Session, inputs_path: Path, bucket: str, *, prefi
         if got.hexdigest() != want.hexdigest():
             return Mismatch(uri, f"content differs from '{path}' (sha256 {got.hexdigest()[:12]}... "
                                  f"!= {want.hexdigest()[:12]}...)")
-        if obj.get("Metadata", {}).get("sha256") != want.hexdigest():
-            return Mismatch(uri, "sha256 metadata missing or wrong")
         return None
 
     pool = ThreadPoolExecutor(workers, thread_name_prefix="verify")

@@ -28,8 +28,9 @@ def register(asub: argparse._SubParsersAction) -> None:
     p = asub.add_parser(
         "stage", help="upload a workflow's local input files to S3 (parallel, verified, resumable)",
         description="Upload every local File input named by an inputs JSON to s3://BUCKET/PREFIX/ with parallel "
-        "multipart uploads (per-part Content-MD5, whole-file SHA-256 kept as object metadata, ETag checked "
-        "after upload). Unchanged objects are skipped; an interrupted run resumes where it stopped. Writes a "
+        "multipart uploads (each file read once; S3 verifies a SHA-256 checksum on every request and keeps it, "
+        "composite for multipart objects). Unchanged objects are skipped; an interrupted run resumes where it "
+        "stopped. Writes a "
         "manifest to s3://BUCKET/PREFIX/manifest.json and the inputs JSON with s3:// URIs.")
     add_common(p)
     p.add_argument("--bucket", required=True, help="existing S3 bucket to stage into")
@@ -42,7 +43,7 @@ def register(asub: argparse._SubParsersAction) -> None:
                    "the staged inputs hold them as genomics_cohort.samples")
     p.add_argument("-o", "--output", type=Path,
                    help="rewritten inputs JSON (default: <inputs dir>/<workflow>.staged.json)")
-    p.add_argument("--workers", type=int, default=8, help="parallel part uploads (default 8)")
+    p.add_argument("--workers", type=int, default=10, help="parallel requests (default 10, as the AWS CLI)")
     p.add_argument("--state-dir", type=Path, help="local state and manifest folder "
                    "(default: ~/.cache/batchpipes/stage/<bucket>/<prefix>)")
     p.add_argument("--verify", action="store_true",
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for e in result.entries:
         counts[e.action] = counts.get(e.action, 0) + 1
-        print(f"{e.action:9s} {e.uri}  {e.size} B  sha256 {e.sha256[:16]}")
+        print(f"{e.action:9s} {e.uri}  {e.size} B  checksum-sha256 {e.checksum_sha256}")
     summary = ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "no local files"
     print(f"{len(result.entries)} file(s): {summary}")
     print(f"manifest: {result.manifest_uri} (local copy {result.manifest_path})")
