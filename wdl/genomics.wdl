@@ -103,7 +103,7 @@ workflow genomics {
         Int align_cpu = 8
         Int align_memory_gb = 14
         String genomics_image = "batchpipes/genomics:8c2aa7663d60"
-        String snpeff_image = "batchpipes/snpeff:e08c5641566e"
+        String snpeff_image = "batchpipes/snpeff:34d263ab0079"
     }
 
     if (!defined(reference_fai) || !defined(aligner_index)) {

@@ -115,7 +115,7 @@ workflow genomics_cohort {
         Int align_cpu = 8
         Int align_memory_gb = 14
         String genomics_image = "batchpipes/genomics:8c2aa7663d60"
-        String snpeff_image = "batchpipes/snpeff:e08c5641566e"
+        String snpeff_image = "batchpipes/snpeff:34d263ab0079"
         String multiqc_image = "batchpipes/multiqc:38dea737d058"
     }
 

@@ -154,8 +154,8 @@ workflow gromacs {
         Int cpu = 2
         Int production_cpu = 8
         Int memory_gb = 4
-        String gromacs_image = "batchpipes/gromacs:6b090f30e7fe"
-        String gromacs_cuda_image = "batchpipes/gromacs-cuda:1d7ad00fa897"
+        String gromacs_image = "batchpipes/gromacs:c3c329303412"
+        String gromacs_cuda_image = "batchpipes/gromacs-cuda:e033f3c7ff03"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }

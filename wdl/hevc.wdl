@@ -20,7 +20,7 @@ workflow hevc {
     parameter_meta {
         source: "Source video: a local file, or an s3:// object under Cromwell on AWS"
         output_name: {
-            description: "Output base name (the video is <output_name>.mp4, or .mov with container mov). Default: the source's file name without extension, made safe (accents dropped, every run of other characters than letters, digits, . _ - becomes one _, cut to 64 characters), plus .hevc: \"my clip'$(x) 1.mov\" gives my_clip_x_1.hevc",
+            description: "Output base name (the video is <output_name>.mp4, or .mov with container mov). Default: the source's file name without extension, made safe (accents dropped, every run of other characters than letters, digits, . _ - becomes one _, cut to 64 characters), plus .hevc: my clip'$(x) 1.mov gives my_clip_x_1.hevc",
             pattern: "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
         }
         encoder: {
@@ -104,7 +104,7 @@ workflow hevc {
         Int? encode_memory_gb
         Int verify_cpu = 4
         Int verify_memory_gb = 8
-        String ffmpeg_image = "batchpipes/ffmpeg:4a4cfd8abce0"
+        String ffmpeg_image = "batchpipes/ffmpeg:af80a6ea69e5"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }

@@ -177,7 +177,8 @@ def read_lines(path: Path) -> list[str]:
     """The lines of a ``write_lines`` file (each value ends with a newline), as bash's ``mapfile`` reads them: split
     at newlines only, bytes that are no UTF-8 kept for the file system (a path goes back to ffmpeg unchanged)."""
     text = os.fsdecode(path.read_bytes())
-    return text.removesuffix("\n").split("\n") if text else []
+    # An empty list: an empty file from miniwdl, one empty line from Cromwell (Scala's mkString("", "\n", "\n")).
+    return text.removesuffix("\n").split("\n") if text not in ("", "\n") else []
 
 
 def read_paths(path: Path, count: int, what: str) -> list[str]:

@@ -33,7 +33,7 @@ import gmx_simd
 import task_common
 from gmx_data import force_field_dir, gmx_version
 from task_common import Command, TaskError, run_main
-from task_values import boolean, one, optional, read_text, text_lines
+from task_values import array_text, boolean, one, optional, read_text, text_lines
 
 BOX_TYPES = ("cubic", "dodecahedron", "octahedron", "triclinic")
 STAGES = ("em", "nvt", "npt", "md")
@@ -446,9 +446,8 @@ def md_stage(a: argparse.Namespace) -> None:
     name = check_name(one("name", a.name))
     v = values(a, "structure", "topology", "restraint_reference?", "previous_checkpoint?", "mdp?")
     structure, topology, restraint, checkpoint, user_mdp = v.values()
-    override_text = read_text(a.mdp_overrides)
-    if len(text_lines(override_text)) != a.mdp_override_count:
-        raise TaskError(f"{stage}: an mdp override holds a newline: give each 'key = value' as its own list item")
+    newline = f"{stage}: an mdp override holds a newline: give each 'key = value' as its own list item"
+    override_text = array_text("mdp_overrides", a.mdp_overrides, a.mdp_override_count, newline)
     user = parse_mdp(read_text(user_mdp), stage) if user_mdp else []
     overrides = parse_mdp(override_text, stage)
 

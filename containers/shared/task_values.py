@@ -42,12 +42,22 @@ def optional(label: str, path: Path | str) -> str:
     return lines[0] if lines else ""
 
 
+def array_text(label: str, path: Path | str, count: int, problem: str = "") -> str:
+    """The text of a write_lines file of ``count`` items, one line per item (else ``problem``, by default: an item
+    of ``label`` holds a newline). An empty array is an empty file from miniwdl and one empty line from Cromwell
+    (Scala's ``mkString("", "\\n", "\\n")``): both give ""."""
+    text = read_text(path)
+    if count == 0 and text == "\n":
+        text = ""
+    if len(text_lines(text)) != count:
+        raise TaskError(problem or f"an item of {label} holds a newline: give each as its own list item")
+    return text
+
+
 def items(label: str, path: Path | str, count: int) -> list[str]:
     """The items of an array given as a write_lines file and its length (more lines: an item held a newline);
     surrounding blanks are dropped, empty items ignored."""
-    lines = text_lines(read_text(path))
-    if len(lines) != count:
-        raise TaskError(f"an item of {label} holds a newline: give each as its own list item")
+    lines = text_lines(array_text(label, path, count))
     return [line.strip() for line in lines if line.strip()]
 
 

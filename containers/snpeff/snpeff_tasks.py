@@ -40,8 +40,8 @@ def codon_tables(config: Iterable[str]) -> set[str]:
 
 def check_codon_table(values: Sequence[str], known: set[str]) -> str | None:
     """``values``: the lines of write_lines(select_all([codon_table])): none (absent) or one known name."""
-    if not values:
-        return None
+    if not values or list(values) == [""]:
+        return None  # not given: an empty file (miniwdl) or one empty line (Cromwell's write_lines([]))
     if len(values) > 1 or values[0] not in known:
         raise TaskError(f"codon_table '{printable(values)}' is not a snpEff codon table (e.g. "
                         "Vertebrate_Mitochondrial, Bacterial_and_Plant_Plastid; see codon.* in snpEff.config)")

@@ -38,7 +38,7 @@ task build_snpeff_db {
         File reference_fai
         String genome_name = "custom"
         String? codon_table
-        String docker_image = "batchpipes/snpeff:e08c5641566e"
+        String docker_image = "batchpipes/snpeff:34d263ab0079"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb
@@ -138,7 +138,7 @@ task annotate_variants {
         File database
         String genome_name = "custom"
         String sample_name
-        String docker_image = "batchpipes/snpeff:e08c5641566e"
+        String docker_image = "batchpipes/snpeff:34d263ab0079"
         Int cpu = 1
         Int memory_gb = 4
         Int? disk_gb

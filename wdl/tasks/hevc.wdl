@@ -63,7 +63,7 @@ task probe_source {
         Int? video_stream
         Int? audio_stream
         Int max_damaged_frames = 0
-        String docker_image = "batchpipes/ffmpeg:4a4cfd8abce0"
+        String docker_image = "batchpipes/ffmpeg:af80a6ea69e5"
         Int max_retries = 0
         Int batch_retries = 2
     }
@@ -172,7 +172,7 @@ task encode {
         Int cpu
         Int memory_gb
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:4a4cfd8abce0"
+        String docker_image = "batchpipes/ffmpeg:af80a6ea69e5"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
         Int max_retries = 0
@@ -237,7 +237,7 @@ task split_source {
         Boolean keep_audio
         Int cpu = 1
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:4a4cfd8abce0"
+        String docker_image = "batchpipes/ffmpeg:af80a6ea69e5"
         Int max_retries = 0
         Int batch_retries = 2
     }
@@ -297,7 +297,7 @@ task concat_chunks {
         String output_name
         Int expected_frames
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:4a4cfd8abce0"
+        String docker_image = "batchpipes/ffmpeg:af80a6ea69e5"
         Int max_retries = 0
         Int batch_retries = 2
     }
@@ -372,7 +372,7 @@ task verify {
         Int cpu = 4
         Int memory_gb = 8
         Int disk_gb
-        String docker_image = "batchpipes/ffmpeg:4a4cfd8abce0"
+        String docker_image = "batchpipes/ffmpeg:af80a6ea69e5"
         Int max_retries = 0
         Int batch_retries = 2
     }

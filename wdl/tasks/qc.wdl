@@ -50,6 +50,7 @@ task alignment_qc {
         mapfile -t s < ~{write_lines([sample_name])}
         mapfile -t v < ~{write_lines([bam, bai, reference_fasta])}
         mapfile -t t < ~{write_lines(select_all([targets]))}
+        [ -n "${t[*]}" ] || t=()  # no targets: Cromwell writes an empty list as one empty line
         genomics-tasks check-name sample_name -- "${s[@]}"
         if [ "${#v[@]}" -ne 3 ] || [ "${#t[@]}" -gt 1 ]; then
             echo "ERROR: an input path or name contains a newline: rename it" >&2; exit 1
@@ -144,6 +145,7 @@ task callable_regions {
         mapfile -t s < ~{write_lines([sample_name])}
         mapfile -t v < ~{write_lines([bam, bai, reference_fai])}
         mapfile -t t < ~{write_lines(select_all([targets]))}
+        [ -n "${t[*]}" ] || t=()  # no targets: Cromwell writes an empty list as one empty line
         genomics-tasks check-name sample_name -- "${s[@]}"
         if [ "${#v[@]}" -ne 3 ] || [ "${#t[@]}" -gt 1 ]; then
             echo "ERROR: an input path or name contains a newline: rename it" >&2; exit 1

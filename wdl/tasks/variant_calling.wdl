@@ -45,6 +45,7 @@ task split_regions {
         # Every String and File reaches the shell through a file (see docs/development.md, "Shell safety").
         mapfile -t v < ~{write_lines([reference_fai, caller])}
         mapfile -t t < ~{write_lines(select_all([targets_bed]))}
+        [ -n "${t[*]}" ] || t=()  # no targets: Cromwell writes an empty list as one empty line
         if [ "${#v[@]}" -ne 2 ] || [ "${#t[@]}" -gt 1 ]; then
             echo "ERROR: an input path or name contains a newline: rename it" >&2; exit 1
         fi
