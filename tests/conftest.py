@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -197,3 +199,22 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, fake_aws: str, moto_endpoint: str) 
     urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"))
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     return moto_endpoint
+
+
+def stop_build_instance_when_launched(ec2: Any, stop_event: threading.Event) -> threading.Thread:
+    """Play the part of the AMI user-data's final poweroff (moto runs no user-data): stop the build instance
+    (tag batchpipes:role=ami-build) once it runs."""
+
+    def run() -> None:
+        while not stop_event.is_set():
+            found = ec2.describe_instances(Filters=[
+                {"Name": "tag:batchpipes:role", "Values": ["ami-build"]},
+                {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"]
+            for r in found:
+                ec2.stop_instances(InstanceIds=[i["InstanceId"] for i in r["Instances"]])
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread

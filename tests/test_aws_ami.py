@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import re
 import threading
-import time
 
 import boto3
 import botocore.exceptions
@@ -21,6 +20,7 @@ from batchpipes.errors import UserError
 from botocore.awsrequest import AWSResponse
 from botocore.model import ServiceModel
 from botocore.validate import ParamValidator
+from conftest import stop_build_instance_when_launched
 from moto import mock_aws
 
 REGION = "eu-west-1"
@@ -41,22 +41,6 @@ def _network(ec2) -> tuple[str, str]:
     return subnet, sg
 
 
-def _stop_build_instance_when_launched(ec2, stop_event: threading.Event) -> threading.Thread:
-    """Play the part of the user-data script's final poweroff: stop the build instance once it runs."""
-
-    def run() -> None:
-        while not stop_event.is_set():
-            found = ec2.describe_instances(Filters=[
-                {"Name": "tag:batchpipes:role", "Values": ["ami-build"]},
-                {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"]
-            for r in found:
-                ec2.stop_instances(InstanceIds=[i["InstanceId"] for i in r["Instances"]])
-                return
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def _build_instances(ec2) -> list[dict]:
@@ -104,7 +88,7 @@ def test_build_flow(fake_aws: str) -> None:
     sess = session(REGION)
     launched, imaged = _capture(sess, "RunInstances"), _capture(sess, "CreateImage")
     stop = threading.Event()
-    _stop_build_instance_when_launched(ec2, stop)
+    stop_build_instance_when_launched(ec2, stop)
     build = ami.AmiBuild(subnet_id=subnet, security_group_id=sg, name="bp-test-ami",
                          poll_seconds=0.05, provision_timeout=30)
     try:
@@ -147,7 +131,7 @@ def test_cpu_build_flow(fake_aws: str) -> None:
     sess = session(REGION)
     launched = _capture(sess, "RunInstances")
     stop = threading.Event()
-    _stop_build_instance_when_launched(ec2, stop)
+    stop_build_instance_when_launched(ec2, stop)
     build = ami.AmiBuild(subnet_id=subnet, security_group_id=sg, flavor="cpu", poll_seconds=0.05,
                          provision_timeout=30)
     try:
@@ -231,7 +215,7 @@ def test_instance_is_terminated_when_image_creation_fails(fake_aws: str, flavor:
 
     sess.events.register("before-call.ec2.CreateImage", refuse)
     stop = threading.Event()
-    _stop_build_instance_when_launched(ec2, stop)
+    stop_build_instance_when_launched(ec2, stop)
     build = ami.AmiBuild(subnet_id=subnet, security_group_id=sg, flavor=flavor, name="bp-dup", poll_seconds=0.05,
                          provision_timeout=30)
     try:
@@ -266,7 +250,7 @@ def test_failed_verdict_on_the_console_stops_a_cpu_build(fake_aws: str) -> None:
                "/var/log/cloud-init-output.log\n")
     sess.events.register("before-call.ec2.GetConsoleOutput", _console_says(console))
     stop = threading.Event()
-    _stop_build_instance_when_launched(ec2, stop)
+    stop_build_instance_when_launched(ec2, stop)
     build = ami.AmiBuild(subnet_id=subnet, security_group_id=sg, flavor="cpu", name="bp-cpu-failed",
                          poll_seconds=0.05, provision_timeout=30)
     try:
@@ -344,7 +328,7 @@ def test_cli_end_to_end_against_moto_server(aws_env: str, capsys: pytest.Capture
     ec2 = boto3.client("ec2", region_name=REGION)
     subnet, sg = _network(ec2)
     stop = threading.Event()
-    _stop_build_instance_when_launched(ec2, stop)
+    stop_build_instance_when_launched(ec2, stop)
     try:
         rc = cli.main(["aws", "build-ami", "--subnet-id", subnet, "--security-group-id", sg, "--name", "bp-e2e",
                        "--poll-seconds", "0.1", "--wait", *extra])
@@ -410,7 +394,7 @@ def test_registered_al2023_base_ami_is_accepted(fake_aws: str) -> None:
     copy = ec2.create_image(InstanceId=donor, Name="al2023-ami-ecs-gpu-hvm-2023.0.20261101-kernel-6.12-x86_64-ebs")
     ec2.terminate_instances(InstanceIds=[donor])
     stop = threading.Event()
-    _stop_build_instance_when_launched(ec2, stop)
+    stop_build_instance_when_launched(ec2, stop)
     build = ami.AmiBuild(subnet_id=subnet, security_group_id=sg, base_ami=copy["ImageId"], name="bp-own-base",
                          poll_seconds=0.05, provision_timeout=30)
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from batchpipes import settings
 from batchpipes.aws import ami, stack
 from batchpipes.aws.session import session
 from batchpipes.errors import UserError
+from conftest import stop_build_instance_when_launched
 from moto import mock_aws
 
 TEMPLATE = Path(settings.REPO_ROOT) / "cloudformation" / "batchpipes.yaml"
@@ -86,18 +86,6 @@ def test_the_tags_build_ami_sets_are_the_ones_deploy_checks() -> None:
     assert tags[stack.FLAVOR_TAG] == "cpu" and tags[stack.OS_TAG] == stack.HOST_OS == ami.OS_TAG
 
 
-def _stop_build_instance_when_launched(ec2: Any, stop_event: threading.Event) -> None:
-    def run() -> None:
-        while not stop_event.is_set():
-            found = ec2.describe_instances(Filters=[
-                {"Name": "tag:batchpipes:role", "Values": ["ami-build"]},
-                {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"]
-            for r in found:
-                ec2.stop_instances(InstanceIds=[i["InstanceId"] for i in r["Instances"]])
-                return
-            time.sleep(0.02)
-
-    threading.Thread(target=run, daemon=True).start()
 
 
 @mock_aws
@@ -109,7 +97,7 @@ def test_deploy_accepts_a_built_image_and_refuses_an_al2_one(fake_aws: str) -> N
     built = {}
     for flavor in ami.FLAVORS:
         stop = threading.Event()
-        _stop_build_instance_when_launched(ec2, stop)
+        stop_build_instance_when_launched(ec2, stop)
         try:
             built[flavor] = ami.build_ami(session(REGION), ami.AmiBuild(
                 subnet_id=subnet, security_group_id=sg, flavor=flavor, name=f"bp-contract-{flavor}",

@@ -139,6 +139,15 @@ def test_prebuilt_index_is_used(run_workflow, wgs_run, tmp_path):
     assert acc["snp"].recall >= 0.98
 
 
+def _failed_call_logs(run_root: Path) -> str:
+    """The end of miniwdl's workflow log and of every call's stderr under ``run_root``: what a failure message
+    needs when the run folder is gone (CI)."""
+    parts = []
+    for log in sorted(run_root.glob("*/workflow.log")) + sorted(run_root.glob("*/call-*/stderr.txt")):
+        parts.append(f"\n--- {log.relative_to(run_root)}\n" + log.read_text(errors="replace")[-1500:])
+    return "".join(parts)
+
+
 def test_cli_run_as_in_the_readme(tmp_path, podman_ready):
     """`batchpipes run genomics` (the README's first command) prints the run folder and outputs as JSON."""
     import subprocess
@@ -147,7 +156,7 @@ def test_cli_run_as_in_the_readme(tmp_path, podman_ready):
     exe = Path(sys.executable).with_name("batchpipes")
     proc = subprocess.run([str(exe), "run", "genomics", "--dir", str(tmp_path), "--no-cache"],
                           capture_output=True, text=True, cwd=settings.REPO_ROOT, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[-2000:] + _failed_call_logs(tmp_path)
     result = json.loads(proc.stdout)
     assert Path(result["dir"]).parent == tmp_path
     acc = evaluate.compare(DATA / "truth.vcf.gz", Path(result["outputs"]["genomics.vcf"]))

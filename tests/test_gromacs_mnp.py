@@ -684,7 +684,7 @@ def test_cli_default_mdrun_args_are_the_library_default(capsys: pytest.CaptureFi
 RESTART = r"""
 set -uo pipefail
 cd /data
-# the first attempt, with the default arguments: no md.cpt yet, so a new simulation with the plain names
+# the first attempt, with the default arguments: no md.cpt yet, so a new simulation, numbered (md.part0001.*)
 gmx -quiet mdrun -s in/topol.tpr -deffnm md -ntomp 1 -nsteps 100 -cpi md.cpt -noappend > first.out 2>&1 \
     || { cat first.out; exit 10; }
 mkdir retry && cp in/topol.tpr md.cpt retry/  # what a retried attempt gets back: the inputs and *.cpt
@@ -708,10 +708,13 @@ def test_gromacs_refuses_to_append_after_a_checkpoint_only_restore(image: str, t
     run = subprocess.run(["podman", "run", "--rm", "-v", f"{tmp_path}:/data", image, "bash", "-c", RESTART],
                          capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert (tmp_path / "md.log").is_file() and not list(tmp_path.glob("md.part*")), sorted(tmp_path.iterdir())
+    first = sorted(p.name for p in tmp_path.glob("md.*") if p.suffix != ".mdp")
+    assert first == ["md.cpt", "md.part0001.edr", "md.part0001.gro", "md.part0001.log"], first
+    retried = sorted(p.name for p in (tmp_path / "retry").glob("md.part*"))
+    assert retried == ["md.part0002.edr", "md.part0002.gro", "md.part0002.log"], retried
     assert re.search(r"^append rc=[1-9]", run.stdout, re.M), run.stdout
     appended = (tmp_path / "retry" / "append.out").read_text()
-    assert "md.log" in appended and re.search(r"not present|missing", appended, re.I), appended[-2000:]
+    assert "md.part0001.log" in appended and re.search(r"not present|missing", appended, re.I), appended[-2000:]
     assert "noappend rc=0" in run.stdout, (tmp_path / "retry" / "noappend.out").read_text()[-2000:]
     part_log = (tmp_path / "retry" / "md.part0002.log").read_text()
     assert re.search(r"^\s*Statistics over 101 steps", part_log, re.M), part_log[-2000:]

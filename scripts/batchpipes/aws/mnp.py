@@ -59,9 +59,9 @@ def check_mdrun_args(args: list[str]) -> None:
     trajectory, energy and log files the checkpoint records. Unless told ``-noappend``, mdrun then stops with a
     fatal error naming the missing output files; it never switches to numbered files by itself (GROMACS
     ``src/gromacs/mdrunutility/handlerestart.cpp``, ``chooseStartingBehavior`` and
-    ``throwBecauseOfMissingOutputFiles``). With ``-noappend`` a restart continues into ``<deffnm>.partNNNN.*``
-    files (the checkpoint keeps its name), while ``-cpi`` naming a checkpoint that does not exist yet starts a new
-    simulation with the plain names -- the first attempt. ``-append`` with no checkpoint is an error there too.
+    ``throwBecauseOfMissingOutputFiles``). With ``-noappend`` every attempt writes ``<deffnm>.partNNNN.*`` files,
+    the first one included (``-cpi`` naming a checkpoint that does not exist yet starts a new simulation, into
+    ``md.part0001.*``); the checkpoint keeps its name. ``-append`` with no checkpoint is an error there too.
     """
     if "-cpi" in args and ("-noappend" not in args or "-append" in args):
         shown = " ".join(args)
