@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import secrets
 import socket
@@ -720,3 +721,36 @@ def test_gromacs_refuses_to_append_after_a_checkpoint_only_restore(image: str, t
     assert re.search(r"^\s*Statistics over 101 steps", part_log, re.M), part_log[-2000:]
     # the checkpoint keeps its name (no part number), so the next retry finds md.cpt again
     assert (tmp_path / "retry" / "md.cpt").stat().st_size > 0 and (tmp_path / "retry" / "md.part0002.gro").exists()
+
+
+def test_parts_and_checkpoints_are_uploaded_during_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While mdrun runs, the numbered outputs of this attempt go to MNP_OUTPUT_URI with the checkpoints, parts
+    first: a retry restores only md.cpt and writes md.part0002.*, so md.part0001.* must already be there."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    for name in ("topol.tpr", "md.mdp", "md.part0001.xtc", "md.part0001.edr", "md.part0001.log", "md.cpt",
+                 "md_prev.cpt", "md.xtc.bak", "notes.part1.txt"):
+        (work / name).write_text(name)
+    seen: dict[Path, float] = {}
+    first = [p.name for p in ep.changed_outputs(work, seen)]
+    assert first == ["md.part0001.edr", "md.part0001.log", "md.part0001.xtc", "md.cpt", "md_prev.cpt"]
+    seen.update({work / n: (work / n).stat().st_mtime for n in first})
+    assert ep.changed_outputs(work, seen) == []
+    (work / "md.part0001.xtc").write_text("more frames")
+    later = (work / "md.part0001.xtc").stat().st_mtime + 5
+    os.utime(work / "md.part0001.xtc", (later, later))
+    assert [p.name for p in ep.changed_outputs(work, seen)] == ["md.part0001.xtc"]
+
+    monkeypatch.setenv("MNP_OUTPUT_URI", str(out))
+    monkeypatch.setenv("MNP_CHECKPOINT_UPLOAD_SECONDS", "0.05")
+    stop = threading.Event()
+    uploader = threading.Thread(target=ep.upload_checkpoints, args=(work, stop), daemon=True)
+    uploader.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (out / "md.cpt").exists():
+        time.sleep(0.05)
+    stop.set()
+    uploader.join(5)
+    assert sorted(p.name for p in out.iterdir()) == ["md.cpt", "md.part0001.edr", "md.part0001.log",
+                                                      "md.part0001.xtc", "md_prev.cpt"]
+    assert (out / "md.part0001.xtc").read_text() == "more frames"

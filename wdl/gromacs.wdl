@@ -154,8 +154,8 @@ workflow gromacs {
         Int cpu = 2
         Int production_cpu = 8
         Int memory_gb = 4
-        String gromacs_image = "batchpipes/gromacs:c3c329303412"
-        String gromacs_cuda_image = "batchpipes/gromacs-cuda:e033f3c7ff03"
+        String gromacs_image = "batchpipes/gromacs:c6682bbcff86"
+        String gromacs_cuda_image = "batchpipes/gromacs-cuda:8da52da357c3"
         String gpu_queue_arn = ""
         String cpu_queue_arn = ""
     }

@@ -52,8 +52,9 @@ Anyone on the network can reach the rendezvous port, so nothing is given for a c
 Optional S3 staging: ``MNP_INPUT_URI`` (an s3:// prefix or local folder copied into the work
 folder of every node before the run, since every MPI rank checks its input files) and
 ``MNP_OUTPUT_URI`` (where the main node's work folder goes afterwards, and where checkpoints
-``*.cpt`` are uploaded every ``MNP_CHECKPOINT_UPLOAD_SECONDS`` during the run; on a retry the
-checkpoints are downloaded again, so ``mdrun -cpi`` continues).
+``*.cpt`` and mdrun's numbered outputs ``*.partNNNN.*`` are uploaded every
+``MNP_CHECKPOINT_UPLOAD_SECONDS`` during the run; on a retry the checkpoints are downloaded again, so
+``mdrun -cpi -noappend`` continues into the next part, and the parts of the lost attempt stay in S3).
 """
 
 from __future__ import annotations
@@ -825,18 +826,33 @@ def stage_in(workdir: Path, checkpoints: bool = True) -> None:
             log(f"found checkpoint(s) of an earlier attempt: {', '.join(p.name for p in cpts)}")
 
 
+#: mdrun's numbered outputs under -noappend (``md.part0001.xtc``): each attempt writes its own part.
+PART_OUTPUT = re.compile(r"\.part\d{4}\.[A-Za-z0-9]+$")
+
+
+def changed_outputs(workdir: Path, seen: dict[Path, float]) -> list[Path]:
+    """The checkpoints and numbered part outputs changed since ``seen`` (path -> mtime), parts first: a retry
+    restores only the checkpoints and continues into the next part, so the parts of a lost attempt survive only
+    if they were uploaded during it, and a checkpoint must never be newer in S3 than the outputs it follows."""
+    found = [p for p in sorted(workdir.iterdir()) if p.is_file() and (p.suffix == ".cpt" or PART_OUTPUT.search(p.name))]
+    fresh = [p for p in found if seen.get(p) != p.stat().st_mtime]
+    return sorted(fresh, key=lambda p: p.suffix == ".cpt")
+
+
 def upload_checkpoints(workdir: Path, stop: threading.Event) -> None:
+    """Every ``MNP_CHECKPOINT_UPLOAD_SECONDS`` (600) while mdrun runs: upload what :func:`changed_outputs` gives."""
     target = os.environ.get("MNP_OUTPUT_URI")
     period = float(os.environ.get("MNP_CHECKPOINT_UPLOAD_SECONDS", "600"))
     if not target:
         return
     seen: dict[Path, float] = {}
     while not stop.wait(period):
-        fresh = [p for p in workdir.glob("*.cpt") if seen.get(p) != p.stat().st_mtime]
+        fresh = changed_outputs(workdir, seen)
         if fresh:
+            stamps = {p: p.stat().st_mtime for p in fresh}  # before the upload: a later write is sent next time
             try:
                 upload_files(fresh, target)
-                seen.update({p: p.stat().st_mtime for p in fresh})
+                seen.update(stamps)
             except Exception as exc:  # keep the run going; the next period tries again
                 log(f"checkpoint upload failed: {exc}")
 

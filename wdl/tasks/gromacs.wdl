@@ -69,7 +69,7 @@ task prepare_structure {
         Boolean replace_nonstandard = true
         Boolean add_missing_atoms = true
         Boolean add_missing_loops = false
-        String docker_image = "batchpipes/gromacs:c3c329303412"
+        String docker_image = "batchpipes/gromacs:c6682bbcff86"
         Int cpu = 1
         Int memory_gb = 2
         Int disk_gb = 10
@@ -155,7 +155,7 @@ task prepare_system {
         Float box_distance_nm
         Float salt_molar
         Int seed = 20261124
-        String docker_image = "batchpipes/gromacs:c3c329303412"
+        String docker_image = "batchpipes/gromacs:c6682bbcff86"
         Int cpu = 1
         Int memory_gb = 2
         Int disk_gb = 10
@@ -258,7 +258,7 @@ task md_stage {
         Int seed = 20261124
         Boolean allow_unconverged_em = false
         String name
-        String docker_image = "batchpipes/gromacs:c3c329303412"
+        String docker_image = "batchpipes/gromacs:c6682bbcff86"
         Int cpu = 2
         Int memory_gb = 2
         Int disk_gb = 10
@@ -358,7 +358,7 @@ task production {
         Int gpu_count = 1
         String simd = "auto"
         String name
-        String docker_image = "batchpipes/gromacs:c3c329303412"
+        String docker_image = "batchpipes/gromacs:c6682bbcff86"
         Int cpu = 2
         Int memory_gb = 2
         Int disk_gb = 20
@@ -448,7 +448,7 @@ task analysis {
         File? preparation
         File? system_report
         String name
-        String docker_image = "batchpipes/gromacs:c3c329303412"
+        String docker_image = "batchpipes/gromacs:c6682bbcff86"
         Int cpu = 1
         Int memory_gb = 2
         Int disk_gb = 10

@@ -50,6 +50,8 @@ SSH_PORT = 2222
 SECRET_FOLDER = ".batchpipes-mnp/"
 #: Seconds one connection may take per handshake step on the main node.
 HANDSHAKE_TIMEOUT = 10
+#: Seconds between uploads of the checkpoints and numbered outputs while mdrun runs (what a reclaim can lose).
+CHECKPOINT_UPLOAD_SECONDS = 600
 
 
 def check_mdrun_args(args: list[str]) -> None:
@@ -111,6 +113,7 @@ def job_definition(
         "MNP_PORT": str(RENDEZVOUS_PORT),
         "MNP_SSH_PORT": str(SSH_PORT),
         "MNP_RENDEZVOUS_TIMEOUT": "600",
+        "MNP_CHECKPOINT_UPLOAD_SECONDS": str(CHECKPOINT_UPLOAD_SECONDS),
         "MNP_HANDSHAKE_TIMEOUT": str(HANDSHAKE_TIMEOUT),
         "MNP_SLOTS": str(vcpus),
         "MNP_RANKS_PER_NODE": str(gpus_per_node or 1),
