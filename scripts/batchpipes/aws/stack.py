@@ -372,6 +372,26 @@ def _delete_review_stack(cfn: Any, stack_id: str) -> None:
         cfn.delete_stack(StackName=stack_id)
 
 
+def _event_ids(cfn: Any, stack_id: str) -> set[str]:
+    """The ids of the stack's events so far (the first page, newest first: what an operation adds comes after)."""
+    return {e["EventId"] for e in cfn.describe_stack_events(StackName=stack_id)["StackEvents"]}
+
+
+def _wait_settled(cfn: Any, stack_id: str, seen: set[str], what: str, *, timeout: float,
+                  sleep: Sleep) -> dict[str, Any]:
+    """Poll until the stack is no longer ``*_IN_PROGRESS``, logging each new event once; its last description
+    (``DELETE_COMPLETE`` once it is gone)."""
+    final: dict[str, Any] = {}
+
+    def settled() -> bool:
+        _log_new_events(cfn, stack_id, seen)
+        final.update(describe_stack(cfn, stack_id) or {"StackStatus": "DELETE_COMPLETE"})
+        return not str(final["StackStatus"]).endswith("_IN_PROGRESS")
+
+    poll(settled, what, timeout=timeout, sleep=sleep)
+    return final
+
+
 def _log_new_events(cfn: Any, stack_id: str, seen: set[str]) -> None:
     events = cfn.describe_stack_events(StackName=stack_id)["StackEvents"]  # newest first; the first page suffices
     for e in reversed(events):
@@ -444,17 +464,10 @@ def deploy(sess: boto3.session.Session, spec: Spec, *, dry_run: bool = False, sl
             stack = describe_stack(cfn, stack_id) or {}
             return Deployment(spec.name, name, region, str(stack.get("StackStatus", "NONE")), changes,
                               outputs(stack), False)
-        seen = {e["EventId"] for e in cfn.describe_stack_events(StackName=stack_id)["StackEvents"]}
-        before = set(seen)
+        before = _event_ids(cfn, stack_id)
         cfn.execute_change_set(ChangeSetName=arn)
-        final: dict[str, Any] = {}
-
-        def done() -> bool:
-            _log_new_events(cfn, stack_id, seen)
-            final.update(describe_stack(cfn, stack_id) or {"StackStatus": "DELETE_COMPLETE"})
-            return not str(final["StackStatus"]).endswith("_IN_PROGRESS")
-
-        poll(done, f"stack {name} to finish {change_type.lower()}", timeout=timeout, sleep=sleep)
+        final = _wait_settled(cfn, stack_id, set(before), f"stack {name} to finish {change_type.lower()}",
+                              timeout=timeout, sleep=sleep)
         status = str(final["StackStatus"])
         if status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
             raise UserError(f"deploy of stack {name} ended {status}: {first_failure(cfn, stack_id, before)}")
@@ -481,19 +494,12 @@ def teardown(sess: boto3.session.Session, name: str, *, sleep: Sleep = time.slee
                 ident = str(r.get("PhysicalResourceId") or "").strip() or str(r.get("LogicalResourceId", "")).strip()
                 if ident:
                     held.append(f"{r.get('ResourceType') or '?'} {ident}")
+        before = _event_ids(cfn, stack_id)
         cfn.delete_stack(StackName=stack_id)
-        seen: set[str] = set()
-        final: dict[str, Any] = {}
-
-        def gone() -> bool:
-            _log_new_events(cfn, stack_id, seen)
-            final.update(describe_stack(cfn, stack_id) or {"StackStatus": "DELETE_COMPLETE"})
-            return not str(final["StackStatus"]).endswith("_IN_PROGRESS")
-
-        poll(gone, f"stack {stack} to be deleted", timeout=timeout, sleep=sleep)
+        final = _wait_settled(cfn, stack_id, set(before), f"stack {stack} to be deleted", timeout=timeout, sleep=sleep)
         if final["StackStatus"] != "DELETE_COMPLETE":
             raise UserError(f"teardown of stack {stack} ended {final['StackStatus']}: "
-                            f"{first_failure(cfn, stack_id)}: fix it and run teardown again")
+                            f"{first_failure(cfn, stack_id, before)}: fix it and run teardown again")
     except botocore.exceptions.ClientError as exc:
         raise UserError(f"teardown of stack {stack} stopped: {describe_error(exc)}") from exc
     return held
